@@ -1,0 +1,2 @@
+/* placeholder */
+char LICENSE[] __attribute__((section("license"), used)) = "Dual BSD/GPL";
