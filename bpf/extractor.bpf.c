@@ -1,2 +1,543 @@
-/* placeholder */
-char LICENSE[] __attribute__((section("license"), used)) = "Dual BSD/GPL";
+/* The eBPF side of ebpf-extractor: one program per Bitcoin Core USDT
+ * tracepoint. Each program reserves a record in its group's ring buffer,
+ * copies the tracepoint's arguments into it (record.h) and submits it;
+ * nothing else. P2P payloads follow their message record as chunk records
+ * (bpf_shared.h).
+ *
+ * Every argument fetch and every user-memory read is checked: a failure
+ * sets RECORD_FLAG_READ_FAILED(arg) and leaves that field zero. Records
+ * are zeroed right after reservation (the ring does not zero them), so
+ * padding, reserved fields and the tail of string buffers never carry
+ * bytes of an earlier record. A string longer than its buffer sets
+ * RECORD_FLAG_TRUNCATED(arg). A failed reservation counts one lost event
+ * for the tracepoint in drop_counts.
+ *
+ * Loaded by the collector either for uprobe-multi links (expected attach
+ * type BPF_TRACE_UPROBE_MULTI, spec map filled by the collector, cookie =
+ * spec id) or for libbpf's bpf_program__attach_usdt (perf uprobes); the
+ * code is the same for both.
+ */
+#include <linux/bpf.h>
+#include <linux/ptrace.h>
+#include <stdbool.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/usdt.bpf.h>
+
+#include "record.h"
+#include "tracepoints.h"
+#include "bpf_shared.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* ---- state shared with the collector (skeleton .bss) ---- */
+
+/* 0: every process; else only this tgid (initial pid namespace). */
+__u32 filter_tgid = 0;
+
+/* Lost events (failed reservations): [cpu & (DROP_SLOTS-1)][tracepoint]. */
+__u64 drop_counts[DROP_SLOTS][TP_COUNT] = {};
+
+/* ---- ring buffers, one per group ---- */
+
+#define RING(name, pages)                                                      \
+	struct {                                                               \
+		__uint(type, BPF_MAP_TYPE_RINGBUF);                            \
+		__uint(max_entries, (pages) * RING_PAGE_SIZE);                 \
+	} name SEC(".maps")
+
+RING(ring_p2pmsg, RING_PAGES_P2PMSG);
+RING(ring_connection, RING_PAGES_CONNECTION);
+RING(ring_mempool, RING_PAGES_MEMPOOL);
+RING(ring_validation, RING_PAGES_VALIDATION);
+RING(ring_utxocache, RING_PAGES_UTXOCACHE);
+RING(ring_coin_selection, RING_PAGES_COIN_SELECTION);
+
+/* ---- common helpers ---- */
+
+static __always_inline void count_drop(__u16 tp)
+{
+	__u32 slot = bpf_get_smp_processor_id() & (DROP_SLOTS - 1);
+
+	__sync_fetch_and_add(&drop_counts[slot][tp], 1);
+}
+
+/* Applies the pid filter, then reserves a zeroed event record of
+ * header + body_size bytes and fills its header (flags are set at submit).
+ * NULL when the process is filtered out or the ring is full (counted). */
+static __always_inline struct record_header *event_reserve(void *ring, __u32 body_size, __u16 tp)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 want = filter_tgid;
+	struct record_header *h;
+	__u64 now;
+
+	if (want && (__u32)(pid_tgid >> 32) != want)
+		return NULL;
+	now = bpf_ktime_get_boot_ns();
+	h = bpf_ringbuf_reserve(ring, sizeof(*h) + body_size, 0);
+	if (!h) {
+		count_drop(tp);
+		return NULL;
+	}
+	__builtin_memset(h, 0, sizeof(*h) + body_size);
+	h->kind = RECORD_EVENT;
+	h->tracepoint = tp;
+	h->length = sizeof(*h) + body_size;
+	h->time_ns = now;
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	return h;
+}
+
+static __always_inline void event_submit(struct record_header *h, __u32 flags)
+{
+	h->flags = flags;
+	bpf_ringbuf_submit(h, 0); /* wakes the consumer only if it caught up */
+}
+
+/* Declares hdr (the reserved record), b (its body of struct type) and
+ * flags; returns from the program when nothing was reserved. */
+#define EVENT_BEGIN(ring, tp, type)                                            \
+	__u32 flags = 0;                                                       \
+	struct record_header *hdr = event_reserve(&(ring), sizeof(struct type), (tp)); \
+	struct type *b;                                                        \
+	if (!hdr)                                                              \
+		return 0;                                                      \
+	b = (struct type *)(hdr + 1)
+
+/* Integer (or bool, or pointer) argument i; 0 and flagged on failure. */
+static __always_inline long arg_int(struct pt_regs *ctx, __u32 i, __u32 *flags)
+{
+	long v;
+
+	if (bpf_usdt_arg(ctx, i, &v)) {
+		*flags |= RECORD_FLAG_READ_FAILED(i);
+		return 0; /* bpf_usdt_arg set v = 0 too */
+	}
+	return v;
+}
+
+/* 32-byte hash argument i, copied as passed (internal byte order). dst is
+ * zero (from event_reserve, or zeroed by the helper) when flagged. */
+static __always_inline void arg_hash(struct pt_regs *ctx, __u32 i, __u8 *dst, __u32 *flags)
+{
+	long p;
+
+	if (bpf_usdt_arg(ctx, i, &p) || bpf_probe_read_user(dst, HASH_LEN, (const void *)p))
+		*flags |= RECORD_FLAG_READ_FAILED(i);
+}
+
+/* NUL-terminated string argument i into dst[size] (size is a constant
+ * after inlining). dst is zero beforehand, so the bytes after the NUL stay
+ * zero; on a failed read the helper zeroes dst. bpf_probe_read_user_str
+ * returns size both for a string of exactly size-1 bytes and for a longer
+ * one (then it stores size-1 bytes and a NUL); in both cases it has read
+ * src[size-1], which is the NUL only for the string that fits. If that byte
+ * cannot be read again we flag truncation rather than risk a silent cut. */
+static __always_inline void arg_str(struct pt_regs *ctx, __u32 i, char *dst, __u32 size,
+				    __u32 *flags)
+{
+	long p, n;
+	char last;
+
+	if (bpf_usdt_arg(ctx, i, &p))
+		goto failed;
+	n = bpf_probe_read_user_str(dst, size, (const void *)p);
+	if (n < 0)
+		goto failed;
+	if (n == size &&
+	    (bpf_probe_read_user(&last, 1, (const char *)p + size - 1) || last != 0))
+		*flags |= RECORD_FLAG_TRUNCATED(i);
+	return;
+failed:
+	*flags |= RECORD_FLAG_READ_FAILED(i);
+}
+
+#define ARG_STR(ctx, i, field, flags) arg_str(ctx, i, field, sizeof(field), flags)
+
+/* ---- net:inbound_message, net:outbound_message ---- */
+
+struct chunk_ctx {
+	const __u8 *src; /* payload in bitcoind (0 if its argument failed) */
+	__u64 len;       /* bytes to capture: min(size, P2P_PAYLOAD_MAX) */
+	__u64 time_ns;   /* of the message record */
+	__u32 pid;
+	__u32 tid;
+	__u16 tp;
+	__u8 dropped;    /* a chunk could not be reserved */
+};
+
+/* One chunk of n (<= cls) bytes at offset off, in a record whose data part
+ * is cls bytes. Returns 1 (stop the loop) when the ring is full. */
+static __always_inline long emit_piece(struct chunk_ctx *c, __u64 off, __u64 n, const __u32 cls)
+{
+	struct record_header *h;
+	struct ev_chunk *ch;
+	__u32 flags = 0;
+
+	h = bpf_ringbuf_reserve(&ring_p2pmsg, CHUNK_RECORD_SIZE(cls), 0);
+	if (!h) {
+		c->dropped = 1;
+		return 1;
+	}
+	ch = (struct ev_chunk *)(h + 1);
+	/* zeroes data[0..n) itself on failure */
+	if (bpf_probe_read_user(ch->data, n, c->src + off))
+		flags = RECORD_FLAG_READ_FAILED(5);
+	h->kind = RECORD_CHUNK;
+	h->tracepoint = c->tp;
+	h->length = CHUNK_RECORD_SIZE(cls);
+	h->time_ns = c->time_ns;
+	h->pid = c->pid;
+	h->tid = c->tid;
+	h->flags = flags;
+	h->reserved = 0;
+	ch->offset = off;
+	ch->data_len = n;
+	ch->reserved = 0;
+	bpf_ringbuf_submit(h, 0);
+	return 0;
+}
+
+/* bpf_loop callback: chunk i of the payload, in the smallest size class
+ * that holds it (64, 128, ..., CHUNK_DATA_MAX bytes). */
+static long emit_chunk(__u32 i, void *arg)
+{
+	struct chunk_ctx *c = arg;
+	__u64 off = (__u64)i * CHUNK_DATA_MAX;
+	__u64 n;
+
+	if (off >= c->len)
+		return 1;
+	n = c->len - off;
+	if (n > CHUNK_DATA_MAX)
+		n = CHUNK_DATA_MAX;
+#define CHUNK_CLASS(k)                                                         \
+	if (n <= CHUNK_CLASS_SIZE(k))                                          \
+		return emit_piece(c, off, n, CHUNK_CLASS_SIZE(k))
+	CHUNK_CLASS(0);
+	CHUNK_CLASS(1);
+	CHUNK_CLASS(2);
+	CHUNK_CLASS(3);
+	CHUNK_CLASS(4);
+	CHUNK_CLASS(5);
+	CHUNK_CLASS(6);
+	CHUNK_CLASS(7);
+	CHUNK_CLASS(8);
+#undef CHUNK_CLASS
+	_Static_assert(CHUNK_CLASS_COUNT == 10, "one branch per chunk class");
+	return emit_piece(c, off, n, CHUNK_CLASS_SIZE(9));
+}
+
+/* int64 peer_id, str addr, str conn_type, str msg_type, uint64 size,
+ * bytes payload */
+static __always_inline int p2p_message(struct pt_regs *ctx, __u16 tp)
+{
+	EVENT_BEGIN(ring_p2pmsg, tp, ev_net_message);
+	struct chunk_ctx c = {};
+
+	b->peer_id = arg_int(ctx, 0, &flags);
+	ARG_STR(ctx, 1, b->addr, &flags);
+	ARG_STR(ctx, 2, b->conn_type, &flags);
+	ARG_STR(ctx, 3, b->msg_type, &flags);
+	b->size = arg_int(ctx, 4, &flags);
+	/* a failed pointer leaves src 0: every chunk is then flagged and zero,
+	 * so the chunk count still follows from size alone */
+	c.src = (const __u8 *)arg_int(ctx, 5, &flags);
+	c.len = b->size;
+	if (c.len > P2P_PAYLOAD_MAX) {
+		c.len = P2P_PAYLOAD_MAX;
+		flags |= RECORD_FLAG_TRUNCATED(5);
+	}
+	c.time_ns = hdr->time_ns;
+	c.pid = hdr->pid;
+	c.tid = hdr->tid;
+	c.tp = tp;
+	event_submit(hdr, flags);
+
+	if (c.len && bpf_loop(p2p_chunk_count(c.len), emit_chunk, &c, 0) < 0)
+		c.dropped = 1;
+	if (c.dropped)
+		count_drop(tp);
+	return 0;
+}
+
+SEC("usdt")
+int handle_net_inbound_message(struct pt_regs *ctx)
+{
+	return p2p_message(ctx, TP_NET_INBOUND_MESSAGE);
+}
+
+SEC("usdt")
+int handle_net_outbound_message(struct pt_regs *ctx)
+{
+	return p2p_message(ctx, TP_NET_OUTBOUND_MESSAGE);
+}
+
+/* ---- connections ---- */
+
+/* int64 peer_id, str addr, str conn_type, uint32 network,
+ * uint64 existing_connections */
+static __always_inline int net_connection(struct pt_regs *ctx, __u16 tp)
+{
+	EVENT_BEGIN(ring_connection, tp, ev_net_connection);
+
+	b->peer_id = arg_int(ctx, 0, &flags);
+	ARG_STR(ctx, 1, b->addr, &flags);
+	ARG_STR(ctx, 2, b->conn_type, &flags);
+	b->network = arg_int(ctx, 3, &flags);
+	b->existing_connections = arg_int(ctx, 4, &flags);
+	event_submit(hdr, flags);
+	return 0;
+}
+
+/* int64 peer_id, str addr, str conn_type, uint32 network,
+ * uint64 time_established */
+static __always_inline int net_closed(struct pt_regs *ctx, __u16 tp)
+{
+	EVENT_BEGIN(ring_connection, tp, ev_net_closed);
+
+	b->peer_id = arg_int(ctx, 0, &flags);
+	ARG_STR(ctx, 1, b->addr, &flags);
+	ARG_STR(ctx, 2, b->conn_type, &flags);
+	b->network = arg_int(ctx, 3, &flags);
+	b->time_established = arg_int(ctx, 4, &flags);
+	event_submit(hdr, flags);
+	return 0;
+}
+
+SEC("usdt")
+int handle_net_inbound_connection(struct pt_regs *ctx)
+{
+	return net_connection(ctx, TP_NET_INBOUND_CONNECTION);
+}
+
+SEC("usdt")
+int handle_net_outbound_connection(struct pt_regs *ctx)
+{
+	return net_connection(ctx, TP_NET_OUTBOUND_CONNECTION);
+}
+
+SEC("usdt")
+int handle_net_closed_connection(struct pt_regs *ctx)
+{
+	return net_closed(ctx, TP_NET_CLOSED_CONNECTION);
+}
+
+SEC("usdt")
+int handle_net_evicted_inbound_connection(struct pt_regs *ctx)
+{
+	return net_closed(ctx, TP_NET_EVICTED_INBOUND_CONNECTION);
+}
+
+/* int64 peer_id, str message */
+SEC("usdt")
+int handle_net_misbehaving_connection(struct pt_regs *ctx)
+{
+	EVENT_BEGIN(ring_connection, TP_NET_MISBEHAVING_CONNECTION, ev_net_misbehaving);
+
+	b->peer_id = arg_int(ctx, 0, &flags);
+	ARG_STR(ctx, 1, b->message, &flags);
+	event_submit(hdr, flags);
+	return 0;
+}
+
+/* ---- validation ---- */
+
+/* hash32 block_hash, int32 height, uint64 transactions, int32 inputs,
+ * uint64 sigops, uint64 duration_ns */
+SEC("usdt")
+int handle_validation_block_connected(struct pt_regs *ctx)
+{
+	EVENT_BEGIN(ring_validation, TP_VALIDATION_BLOCK_CONNECTED, ev_block_connected);
+
+	arg_hash(ctx, 0, b->block_hash, &flags);
+	b->height = arg_int(ctx, 1, &flags);
+	b->transactions = arg_int(ctx, 2, &flags);
+	b->inputs = arg_int(ctx, 3, &flags);
+	b->sigops = arg_int(ctx, 4, &flags);
+	b->duration_ns = arg_int(ctx, 5, &flags);
+	event_submit(hdr, flags);
+	return 0;
+}
+
+/* ---- utxocache ---- */
+
+/* int64 duration_us, uint32 mode, uint64 coins, uint64 memory_bytes,
+ * bool for_prune */
+SEC("usdt")
+int handle_utxocache_flush(struct pt_regs *ctx)
+{
+	EVENT_BEGIN(ring_utxocache, TP_UTXOCACHE_FLUSH, ev_utxocache_flush);
+
+	b->duration_us = arg_int(ctx, 0, &flags);
+	b->mode = arg_int(ctx, 1, &flags);
+	b->coins = arg_int(ctx, 2, &flags);
+	b->memory_bytes = arg_int(ctx, 3, &flags);
+	b->for_prune = arg_int(ctx, 4, &flags);
+	event_submit(hdr, flags);
+	return 0;
+}
+
+/* hash32 txid, uint32 vout, uint32 height, int64 value, bool is_coinbase */
+static __always_inline int utxocache_coin(struct pt_regs *ctx, __u16 tp)
+{
+	EVENT_BEGIN(ring_utxocache, tp, ev_utxocache_coin);
+
+	arg_hash(ctx, 0, b->txid, &flags);
+	b->vout = arg_int(ctx, 1, &flags);
+	b->height = arg_int(ctx, 2, &flags);
+	b->value = arg_int(ctx, 3, &flags);
+	b->is_coinbase = arg_int(ctx, 4, &flags);
+	event_submit(hdr, flags);
+	return 0;
+}
+
+SEC("usdt")
+int handle_utxocache_add(struct pt_regs *ctx)
+{
+	return utxocache_coin(ctx, TP_UTXOCACHE_ADD);
+}
+
+SEC("usdt")
+int handle_utxocache_spent(struct pt_regs *ctx)
+{
+	return utxocache_coin(ctx, TP_UTXOCACHE_SPENT);
+}
+
+SEC("usdt")
+int handle_utxocache_uncache(struct pt_regs *ctx)
+{
+	return utxocache_coin(ctx, TP_UTXOCACHE_UNCACHE);
+}
+
+/* ---- coin_selection ---- */
+
+/* str wallet, str algorithm, int64 target, int64 waste, int64 selected_value */
+SEC("usdt")
+int handle_coin_selection_selected_coins(struct pt_regs *ctx)
+{
+	EVENT_BEGIN(ring_coin_selection, TP_COIN_SELECTION_SELECTED_COINS, ev_selected_coins);
+
+	ARG_STR(ctx, 0, b->wallet, &flags);
+	ARG_STR(ctx, 1, b->algorithm, &flags);
+	b->target = arg_int(ctx, 2, &flags);
+	b->waste = arg_int(ctx, 3, &flags);
+	b->selected_value = arg_int(ctx, 4, &flags);
+	event_submit(hdr, flags);
+	return 0;
+}
+
+/* str wallet, bool success, int64 fee, int32 change_pos */
+SEC("usdt")
+int handle_coin_selection_normal_create_tx_internal(struct pt_regs *ctx)
+{
+	EVENT_BEGIN(ring_coin_selection, TP_COIN_SELECTION_NORMAL_CREATE_TX_INTERNAL,
+		    ev_normal_create_tx);
+
+	ARG_STR(ctx, 0, b->wallet, &flags);
+	b->success = arg_int(ctx, 1, &flags);
+	b->fee = arg_int(ctx, 2, &flags);
+	b->change_pos = arg_int(ctx, 3, &flags);
+	event_submit(hdr, flags);
+	return 0;
+}
+
+/* str wallet */
+SEC("usdt")
+int handle_coin_selection_attempting_aps_create_tx(struct pt_regs *ctx)
+{
+	EVENT_BEGIN(ring_coin_selection, TP_COIN_SELECTION_ATTEMPTING_APS_CREATE_TX,
+		    ev_attempting_aps);
+
+	ARG_STR(ctx, 0, b->wallet, &flags);
+	event_submit(hdr, flags);
+	return 0;
+}
+
+/* str wallet, bool use_aps, bool success, int64 fee, int32 change_pos */
+SEC("usdt")
+int handle_coin_selection_aps_create_tx_internal(struct pt_regs *ctx)
+{
+	EVENT_BEGIN(ring_coin_selection, TP_COIN_SELECTION_APS_CREATE_TX_INTERNAL,
+		    ev_aps_create_tx);
+
+	ARG_STR(ctx, 0, b->wallet, &flags);
+	b->use_aps = arg_int(ctx, 1, &flags);
+	b->success = arg_int(ctx, 2, &flags);
+	b->fee = arg_int(ctx, 3, &flags);
+	b->change_pos = arg_int(ctx, 4, &flags);
+	event_submit(hdr, flags);
+	return 0;
+}
+
+/* ---- mempool ---- */
+
+/* hash32 txid, int32 vsize, int64 fee */
+SEC("usdt")
+int handle_mempool_added(struct pt_regs *ctx)
+{
+	EVENT_BEGIN(ring_mempool, TP_MEMPOOL_ADDED, ev_mempool_added);
+
+	arg_hash(ctx, 0, b->txid, &flags);
+	b->vsize = arg_int(ctx, 1, &flags);
+	b->fee = arg_int(ctx, 2, &flags);
+	event_submit(hdr, flags);
+	return 0;
+}
+
+/* hash32 txid, str reason, int32 vsize, int64 fee, uint64 entry_time */
+SEC("usdt")
+int handle_mempool_removed(struct pt_regs *ctx)
+{
+	EVENT_BEGIN(ring_mempool, TP_MEMPOOL_REMOVED, ev_mempool_removed);
+
+	arg_hash(ctx, 0, b->txid, &flags);
+	ARG_STR(ctx, 1, b->reason, &flags);
+	b->vsize = arg_int(ctx, 2, &flags);
+	b->fee = arg_int(ctx, 3, &flags);
+	b->entry_time = arg_int(ctx, 4, &flags);
+	event_submit(hdr, flags);
+	return 0;
+}
+
+/* hash32 replaced_txid, int32 replaced_vsize, int64 replaced_fee,
+ * uint64 replaced_entry_time, hash32 replacement_id, int32 replacement_vsize,
+ * int64 replacement_fee, bool replaced_by_transaction */
+SEC("usdt")
+int handle_mempool_replaced(struct pt_regs *ctx)
+{
+	EVENT_BEGIN(ring_mempool, TP_MEMPOOL_REPLACED, ev_mempool_replaced);
+
+	arg_hash(ctx, 0, b->replaced_txid, &flags);
+	b->replaced_vsize = arg_int(ctx, 1, &flags);
+	b->replaced_fee = arg_int(ctx, 2, &flags);
+	b->replaced_entry_time = arg_int(ctx, 3, &flags);
+	arg_hash(ctx, 4, b->replacement_txid, &flags);
+	b->replacement_vsize = arg_int(ctx, 5, &flags);
+	b->replacement_fee = arg_int(ctx, 6, &flags);
+	b->replaced_by_transaction = arg_int(ctx, 7, &flags);
+	event_submit(hdr, flags);
+	return 0;
+}
+
+/* hash32 txid, str reason */
+SEC("usdt")
+int handle_mempool_rejected(struct pt_regs *ctx)
+{
+	EVENT_BEGIN(ring_mempool, TP_MEMPOOL_REJECTED, ev_mempool_rejected);
+
+	arg_hash(ctx, 0, b->txid, &flags);
+	ARG_STR(ctx, 1, b->reason, &flags);
+	event_submit(hdr, flags);
+	return 0;
+}
+
+/* ---- benchmark baseline: the cost of the uprobe alone ---- */
+
+SEC("usdt")
+int bench_empty(struct pt_regs *ctx)
+{
+	return 0;
+}

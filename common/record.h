@@ -65,9 +65,10 @@ _Static_assert(sizeof(struct record_header) == 32, "record_header layout");
 #define CHUNK_DATA_MAX 32768u
 
 /* net:inbound_message, net:outbound_message. In the BPF ring this record is
- * followed by ceil(size / CHUNK_DATA_MAX) chunk records from the same
- * thread; in the queue the payload (size bytes) follows the body directly
- * and header.length covers it. */
+ * followed by p2p_chunk_count(size) chunk records from the same thread
+ * (bpf_shared.h: the payload is captured up to P2P_PAYLOAD_MAX); in the
+ * queue the captured payload follows the body directly and header.length
+ * covers it. */
 struct ev_net_message {
 	__s64 peer_id;
 	__u64 size;
