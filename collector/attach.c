@@ -1,0 +1,235 @@
+#include "attach.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "tracepoints_table.h"
+#include "uprobe_multi.h"
+#include "usdt_args.h"
+#include "usdt_notes.h"
+#include "usdt_spec.h"
+
+/* Spec ids of one attachment: half the map, alternating by generation. */
+#define SPEC_IDS_PER_GENERATION (USDT_MAX_SPEC_CNT / 2)
+
+void attachment_init(struct attachment *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->binary_fd = -1;
+	for (int tp = 0; tp < TP_COUNT; tp++)
+		a->link_fds[tp] = -1;
+}
+
+int attachment_count(const struct attachment *a)
+{
+	return __builtin_popcount(a->attached);
+}
+
+void attachment_detach(struct attachment *a)
+{
+	for (int tp = 0; tp < TP_COUNT; tp++) {
+		if (a->link_fds[tp] >= 0)
+			close(a->link_fds[tp]);
+		bpf_link__destroy(a->perf_links[tp]);
+	}
+	if (a->binary_fd >= 0)
+		close(a->binary_fd);
+	enum attach_mode mode = a->mode;
+	attachment_init(a);
+	a->mode = mode;
+}
+
+/* Every probe site of one tracepoint: checked, its spec written into the
+ * spec map, one uprobe-multi link for all of them. */
+static int attach_multi_one(struct attachment *a, struct bpf_object *obj, const char *path,
+			    const struct usdt_notes *notes, enum tracepoint_id tp,
+			    unsigned *next_spec, unsigned spec_end, char err[ATTACH_ERROR_LEN])
+{
+	const struct tracepoint_info *info = &tracepoint_table[tp];
+	struct bpf_program *prog = bpf_object__find_program_by_name(obj, info->program);
+	struct bpf_map *specs = bpf_object__find_map_by_name(obj, "__bpf_usdt_specs");
+	if (!prog || !specs) {
+		snprintf(err, ATTACH_ERROR_LEN, "BPF object lacks program %s or the USDT spec map",
+			 info->program);
+		return -1;
+	}
+	uint64_t offsets[16], ref_ctrs[16], cookies[16];
+	uint32_t count = 0;
+	for (size_t i = 0; i < notes->count; i++) {
+		const struct usdt_probe *p = &notes->probes[i];
+		if (strcmp(p->provider, info->provider) || strcmp(p->name, info->name))
+			continue;
+		if (count == 16 || *next_spec >= spec_end) {
+			snprintf(err, ATTACH_ERROR_LEN, "%s: %s has too many probe sites", path,
+				 info->event);
+			return -1;
+		}
+		if (usdt_probe_site_check(a->binary_fd, path, p, err, ATTACH_ERROR_LEN) < 0)
+			return -1;
+		int id = (int)(*next_spec)++;
+		struct usdt_spec spec;
+		if (usdt_spec_parse(info->provider, info->name, p->args, info->arg_count,
+				    (uint64_t)id, &spec, err, ATTACH_ERROR_LEN) < 0)
+			return -1;
+		if (bpf_map_update_elem(bpf_map__fd(specs), &id, &spec, BPF_ANY) < 0) {
+			snprintf(err, ATTACH_ERROR_LEN, "writing the USDT spec of %s: %s", info->event,
+				 strerror(errno));
+			return -1;
+		}
+		offsets[count] = p->file_offset;
+		ref_ctrs[count] = p->semaphore_offset;
+		cookies[count] = (uint64_t)id;
+		count++;
+	}
+	if (count == 0) {
+		snprintf(err, ATTACH_ERROR_LEN,
+			 "%s has no probe %s (group %s); turn the group off or use a bitcoind with it",
+			 path, info->event, group_names[info->group]);
+		return -1;
+	}
+	/* A write between reading the notes and attaching would put the
+	 * probes on bytes we never checked. */
+	if (usdt_notes_unchanged(a->binary_fd, path, notes, err, ATTACH_ERROR_LEN) < 0)
+		return -1;
+	int fd = uprobe_multi_link_create(bpf_program__fd(prog), a->binary_fd, offsets, ref_ctrs,
+					  cookies, count, 0, err, ATTACH_ERROR_LEN);
+	if (fd < 0)
+		return -1;
+	a->link_fds[tp] = fd;
+	return 0;
+}
+
+static int attach_multi(struct attachment *a, struct bpf_object *obj, const char *path,
+			const bool group_enabled[GROUP_COUNT], unsigned generation,
+			char err[ATTACH_ERROR_LEN])
+{
+	if (usdt_spec_map_check(bpf_object__find_map_by_name(obj, "__bpf_usdt_specs"),
+				USDT_MAX_SPEC_CNT, err, ATTACH_ERROR_LEN) < 0)
+		return -1;
+	struct usdt_notes notes;
+	if (usdt_notes_read(a->binary_fd, path, &notes, err, ATTACH_ERROR_LEN) < 0)
+		return -1;
+	unsigned next_spec = (generation % 2) * SPEC_IDS_PER_GENERATION;
+	unsigned spec_end = next_spec + SPEC_IDS_PER_GENERATION;
+	int rc = 0;
+	for (int tp = 1; tp < TP_COUNT && rc == 0; tp++) {
+		if (!group_enabled[tracepoint_table[tp].group])
+			continue;
+		rc = attach_multi_one(a, obj, path, &notes, (enum tracepoint_id)tp, &next_spec,
+				      spec_end, err);
+		if (rc == 0)
+			a->attached |= 1u << tp;
+	}
+	usdt_notes_free(&notes);
+	return rc;
+}
+
+static int attach_perf(struct attachment *a, struct bpf_object *obj, const char *path,
+		       const bool group_enabled[GROUP_COUNT], char err[ATTACH_ERROR_LEN])
+{
+	/* libbpf reads the notes itself; we read them too, only to name a
+	 * missing probe clearly instead of libbpf's -ENOENT. */
+	struct usdt_notes notes;
+	if (usdt_notes_read(a->binary_fd, path, &notes, err, ATTACH_ERROR_LEN) < 0)
+		return -1;
+	int rc = 0;
+	for (int tp = 1; tp < TP_COUNT && rc == 0; tp++) {
+		const struct tracepoint_info *info = &tracepoint_table[tp];
+		if (!group_enabled[info->group])
+			continue;
+		bool present = false;
+		for (size_t i = 0; i < notes.count && !present; i++)
+			present = !strcmp(notes.probes[i].provider, info->provider) &&
+				  !strcmp(notes.probes[i].name, info->name);
+		if (!present) {
+			snprintf(err, ATTACH_ERROR_LEN,
+				 "%s has no probe %s (group %s); turn the group off or use a bitcoind with it",
+				 path, info->event, group_names[info->group]);
+			rc = -1;
+			break;
+		}
+		struct bpf_program *prog = bpf_object__find_program_by_name(obj, info->program);
+		struct bpf_link *link =
+			prog ? bpf_program__attach_usdt(prog, -1, path, info->provider, info->name, NULL)
+			     : NULL;
+		if (!link) {
+			int e = errno;
+			snprintf(err, ATTACH_ERROR_LEN, "attaching %s to %s: %s%s", info->event, path,
+				 strerror(e),
+				 e == EPERM || e == EACCES
+					 ? " (perf attach mode needs CAP_SYS_ADMIN while attaching)"
+					 : "");
+			rc = -1;
+			break;
+		}
+		a->perf_links[tp] = link;
+		a->attached |= 1u << tp;
+	}
+	usdt_notes_free(&notes);
+	return rc;
+}
+
+int attachment_attach(struct attachment *a, struct bpf_object *obj, enum attach_mode mode,
+		      const char *path, const bool group_enabled[GROUP_COUNT],
+		      unsigned generation, char err[ATTACH_ERROR_LEN])
+{
+	attachment_init(a);
+	a->mode = mode;
+	a->binary_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (a->binary_fd < 0) {
+		snprintf(err, ATTACH_ERROR_LEN, "cannot open bitcoind binary %s: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (fstat(a->binary_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, ATTACH_ERROR_LEN, "bitcoind binary %s is not a regular file", path);
+		attachment_detach(a);
+		return -1;
+	}
+	a->dev = st.st_dev;
+	a->ino = st.st_ino;
+	int rc = mode == ATTACH_PERF ? attach_perf(a, obj, path, group_enabled, err)
+				     : attach_multi(a, obj, path, group_enabled, generation, err);
+	if (rc < 0)
+		attachment_detach(a);
+	return rc;
+}
+
+int list_tracepoints(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_error("cannot open bitcoind binary %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char err[ATTACH_ERROR_LEN];
+	struct usdt_notes notes;
+	if (usdt_notes_read(fd, path, &notes, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		close(fd);
+		return -1;
+	}
+	printf("%s: %zu USDT probes\n", path, notes.count);
+	for (size_t i = 0; i < notes.count; i++) {
+		const struct usdt_probe *p = &notes.probes[i];
+		enum tracepoint_id tp = tracepoint_find(p->provider, p->name);
+		char event[160];
+		snprintf(event, sizeof(event), "%s:%s", p->provider, p->name);
+		printf("  %-40s group %-15s offset 0x%-8llx semaphore 0x%-8llx args %s\n", event,
+		       tp == TP_NONE ? "(unknown)" : group_names[tracepoint_table[tp].group],
+		       (unsigned long long)p->file_offset, (unsigned long long)p->semaphore_offset,
+		       p->args);
+	}
+	usdt_notes_free(&notes);
+	close(fd);
+	return 0;
+}

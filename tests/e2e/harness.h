@@ -1,0 +1,71 @@
+/* What the end-to-end tests share: starting and stopping the real
+ * processes (collector as an unprivileged uid with CAP_BPF and CAP_PERFMON,
+ * the test tracee), waiting on conditions with deadlines, and reading the
+ * shared-memory queue. */
+#ifndef EBPF_E2E_HARNESS_H
+#define EBPF_E2E_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "queue.h"
+#include "record.h"
+
+struct e2e {
+	char dir[256];       /* per-test scratch dir, mode 01777 */
+	char queue_dir[256]; /* per-test queue in /dev/shm */
+	char tracee[300];    /* a copy of the tracee in dir (its own inode) */
+	char ready_file[300];
+	char collector_log[300];
+	pid_t collector;
+	struct queue_consumer *consumer;
+};
+
+/* Skips the test loudly when eBPF is not available to us (not root), or
+ * fails it when REQUIRE_BPF=1. */
+void e2e_require_bpf(void);
+
+/* Scratch dir, queue dir name, tracee copy (tracee_binary names which build
+ * of the tracee: "ebpf-tracee", "ebpf-tracee-sib", ...). */
+void e2e_setup(struct e2e *t, const char *tracee_binary);
+/* Stops what is still running, removes the scratch and queue dirs. */
+void e2e_teardown(struct e2e *t);
+
+/* Starts ebpf-collector on t->tracee with t's queue and ready file plus
+ * extra arguments (NULL-terminated). unprivileged: as nobody with exactly
+ * CAP_BPF and CAP_PERFMON (setpriv). Output goes to t->collector_log. */
+pid_t e2e_start_collector(struct e2e *t, bool unprivileged, const char *const extra[]);
+/* Waits until the ready file says every requested probe is attached
+ * ("attached N generation G"); returns N, or -1 at the deadline/exit. */
+int e2e_wait_ready(struct e2e *t, unsigned generation, int timeout_ms);
+
+/* Runs argv to completion; its stdout into out (NUL-terminated) if out. */
+int e2e_run(const char *const argv[], char *out, size_t outlen, int timeout_ms);
+pid_t e2e_spawn(const char *const argv[], const char *log_path, bool unprivileged);
+/* Exit status (0-255), 128+signal, or -1 at the deadline. */
+int e2e_wait_exit(pid_t pid, int timeout_ms);
+void e2e_stop(pid_t pid, int timeout_ms);
+
+bool e2e_file_contains(const char *path, const char *needle);
+/* Polls cond(arg) every few ms until it holds or timeout_ms passes. */
+bool e2e_wait_until(bool (*cond)(void *), void *arg, int timeout_ms);
+char *e2e_read_file(const char *path); /* malloc'd, NUL-terminated, or NULL */
+
+/* Queue reading: the next record (payload copied into a malloc'd buffer
+ * the caller frees), waiting on the doorbell until timeout_ms. */
+struct e2e_record {
+	uint64_t seq;
+	uint8_t *data;
+	uint32_t len;
+};
+bool e2e_next_record(struct e2e *t, struct e2e_record *rec, int timeout_ms);
+
+uint64_t e2e_unix_ns(void);
+
+/* Paths of the built programs (set by CMake). */
+extern const char *const e2e_collector_path;
+extern const char *const e2e_tracee_dir;
+
+#endif

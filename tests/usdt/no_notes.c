@@ -1,0 +1,5 @@
+/* A program without USDT notes. */
+int main(void)
+{
+	return 0;
+}
