@@ -270,21 +270,28 @@ static int producer_open_dir(struct queue_producer *q, gid_t group, gid_t *group
 		return -1;
 	}
 	if (created) {
+		/* On failure the directory we just made goes again: left at
+		 * 0700 with the wrong group, the next start would take it as
+		 * it is and the publisher could never enter it. */
 		gid_t g = group != (gid_t)-1 ? group : getegid();
 		if (st.st_gid != g && fchown(fd, (uid_t)-1, g) != 0) {
-			set_err(err, "cannot give queue directory %s to group %u: %s", dir, (unsigned)g,
-				strerror(errno));
+			int e = errno;
+			set_err(err, "cannot give queue directory %s to group %u: %s%s", dir, (unsigned)g,
+				strerror(e), e == EPERM ? " (this uid must be a member of that group)" : "");
 			close(fd);
+			rmdir(dir);
 			return -1;
 		}
 		if (fchmod(fd, 03770) != 0) {
 			set_err(err, "cannot chmod queue directory %s: %s", dir, strerror(errno));
 			close(fd);
+			rmdir(dir);
 			return -1;
 		}
 		if (fstat(fd, &st) != 0) {
 			set_err(err, "cannot stat queue directory %s: %s", dir, strerror(errno));
 			close(fd);
+			rmdir(dir);
 			return -1;
 		}
 	}
@@ -673,10 +680,12 @@ static int producer_open_consumer(struct queue_producer *q)
 				  " (treating it as no consumer): %s", q->dir, strerror(errno));
 		return -1;
 	}
+	/* one link: a consumer cannot point us at another file by hard link
+	 * (and learn a bit of it from whether the doorbell rings) */
 	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		warn_once(q, WARN_CONSUMER_TYPE, "%s/" QUEUE_CONSUMER_FILE " is not a regular file; "
-			  "treating it as no consumer", q->dir);
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		warn_once(q, WARN_CONSUMER_TYPE, "%s/" QUEUE_CONSUMER_FILE " is not a regular file with "
+			  "one link; treating it as no consumer", q->dir);
 		close(fd);
 		return -1;
 	}
@@ -818,9 +827,9 @@ static int producer_open_bell(struct queue_producer *q)
 		return -1;
 	}
 	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) {
-		warn_once(q, WARN_DOORBELL_TYPE, "%s/" QUEUE_DOORBELL_FILE " is not a FIFO; "
-			  "refusing it", q->dir);
+	if (fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode) || st.st_nlink != 1) {
+		warn_once(q, WARN_DOORBELL_TYPE, "%s/" QUEUE_DOORBELL_FILE " is not a FIFO with one "
+			  "link; refusing it", q->dir);
 		close(fd);
 		return -1;
 	}

@@ -152,7 +152,8 @@ uint64_t queue_stream_id(const struct queue_producer *q);
 uint64_t queue_next_seq(const struct queue_producer *q);
 uint64_t queue_capacity(const struct queue_producer *q);
 /* Bytes written and not yet released by the consumer (reads the consumer
- * file first). */
+ * file first). Like the other getters, it may be called while a
+ * reservation is open: it never moves or shrinks the reserved space. */
 uint64_t queue_used(struct queue_producer *q);
 /* Position just past the last committed record. */
 uint64_t queue_write_pos(const struct queue_producer *q);
