@@ -47,6 +47,105 @@ void attachment_detach(struct attachment *a)
 	a->mode = mode;
 }
 
+/* How the user turns each group on or off (for messages). */
+static const struct {
+	const char *flag;
+	bool on_by_default;
+} group_flags[GROUP_COUNT] = {
+	[GROUP_P2PMSG] = { "--no-p2pmsg-tracepoints", true },
+	[GROUP_CONNECTION] = { "--no-connection-tracepoints", true },
+	[GROUP_MEMPOOL] = { "--no-mempool-tracepoints", true },
+	[GROUP_VALIDATION] = { "--no-validation-tracepoints", true },
+	[GROUP_UTXOCACHE] = { "--utxocache-tracepoints", false },
+	[GROUP_COIN_SELECTION] = { "--coin-selection-tracepoints", false },
+};
+
+/* "add --no-mempool-tracepoints to run without group mempool" */
+static const char *group_off_hint(const struct tracepoint_info *info, char *buf, size_t len)
+{
+	enum tracepoint_group g = info->group;
+	snprintf(buf, len, "%s %s to run without group %s",
+		 group_flags[g].on_by_default ? "add" : "leave out", group_flags[g].flag,
+		 group_names[g]);
+	return buf;
+}
+
+static void missing_probe_error(const char *path, const struct tracepoint_info *info,
+				char err[ATTACH_ERROR_LEN])
+{
+	char hint[128];
+	snprintf(err, ATTACH_ERROR_LEN, "%s has no probe %s (group %s): %s, or use a bitcoind that has it",
+		 path, info->event, group_names[info->group], group_off_hint(info, hint, sizeof(hint)));
+}
+
+/* Every probe of the enabled groups is in the notes, and every argument
+ * spec of theirs is one we can read: the errors a user can fix, found
+ * before anything is loaded, created or attached. */
+static int check_probes(const char *path, const struct usdt_notes *notes,
+			const bool group_enabled[GROUP_COUNT], char err[ATTACH_ERROR_LEN])
+{
+	for (int tp = 1; tp < TP_COUNT; tp++) {
+		const struct tracepoint_info *info = &tracepoint_table[tp];
+		if (!group_enabled[info->group])
+			continue;
+		bool present = false;
+		for (size_t i = 0; i < notes->count; i++) {
+			const struct usdt_probe *p = &notes->probes[i];
+			if (strcmp(p->provider, info->provider) || strcmp(p->name, info->name))
+				continue;
+			present = true;
+			struct usdt_spec spec;
+			char why[ATTACH_ERROR_LEN], hint[128];
+			if (usdt_spec_parse(info->provider, info->name, p->args, info->arg_count, 0,
+					    &spec, why, sizeof(why)) < 0) {
+				/* "PATH: <why>; <hint>", cut to fit */
+				size_t n = (size_t)snprintf(err, ATTACH_ERROR_LEN, "%s: ", path);
+				if (n < ATTACH_ERROR_LEN)
+					n += (size_t)snprintf(err + n, ATTACH_ERROR_LEN - n, "%.*s",
+							      (int)(ATTACH_ERROR_LEN - n), why);
+				if (n < ATTACH_ERROR_LEN)
+					snprintf(err + n, ATTACH_ERROR_LEN - n, "; %s",
+						 group_off_hint(info, hint, sizeof(hint)));
+				return -1;
+			}
+		}
+		if (!present) {
+			missing_probe_error(path, info, err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int attachment_check_binary(const char *path, const bool group_enabled[GROUP_COUNT],
+			    char err[ATTACH_ERROR_LEN])
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, ATTACH_ERROR_LEN, "cannot open bitcoind binary %s: %s%s", path,
+			 strerror(e),
+			 e == EACCES ? " (the collector must be able to read it, and to search its "
+				       "directories)"
+				     : "");
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, ATTACH_ERROR_LEN, "bitcoind binary %s is not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	struct usdt_notes notes;
+	int rc = usdt_notes_read(fd, path, &notes, err, ATTACH_ERROR_LEN) < 0 ? -1 : 0;
+	if (rc == 0) {
+		rc = check_probes(path, &notes, group_enabled, err);
+		usdt_notes_free(&notes);
+	}
+	close(fd);
+	return rc;
+}
+
 /* Every probe site of one tracepoint: checked, its spec written into the
  * spec map, one uprobe-multi link for all of them. */
 static int attach_multi_one(struct attachment *a, struct bpf_object *obj, const char *path,
@@ -90,9 +189,7 @@ static int attach_multi_one(struct attachment *a, struct bpf_object *obj, const 
 		count++;
 	}
 	if (count == 0) {
-		snprintf(err, ATTACH_ERROR_LEN,
-			 "%s has no probe %s (group %s); turn the group off or use a bitcoind with it",
-			 path, info->event, group_names[info->group]);
+		missing_probe_error(path, info, err);
 		return -1;
 	}
 	/* A write between reading the notes and attaching would put the
@@ -136,26 +233,16 @@ static int attach_perf(struct attachment *a, struct bpf_object *obj, const char 
 		       const bool group_enabled[GROUP_COUNT], char err[ATTACH_ERROR_LEN])
 {
 	/* libbpf reads the notes itself; we read them too, only to name a
-	 * missing probe clearly instead of libbpf's -ENOENT. */
+	 * missing probe or a spec it cannot read clearly, instead of libbpf's
+	 * -ENOENT (and its own log lines). */
 	struct usdt_notes notes;
 	if (usdt_notes_read(a->binary_fd, path, &notes, err, ATTACH_ERROR_LEN) < 0)
 		return -1;
-	int rc = 0;
+	int rc = check_probes(path, &notes, group_enabled, err);
 	for (int tp = 1; tp < TP_COUNT && rc == 0; tp++) {
 		const struct tracepoint_info *info = &tracepoint_table[tp];
 		if (!group_enabled[info->group])
 			continue;
-		bool present = false;
-		for (size_t i = 0; i < notes.count && !present; i++)
-			present = !strcmp(notes.probes[i].provider, info->provider) &&
-				  !strcmp(notes.probes[i].name, info->name);
-		if (!present) {
-			snprintf(err, ATTACH_ERROR_LEN,
-				 "%s has no probe %s (group %s); turn the group off or use a bitcoind with it",
-				 path, info->event, group_names[info->group]);
-			rc = -1;
-			break;
-		}
 		struct bpf_program *prog = bpf_object__find_program_by_name(obj, info->program);
 		struct bpf_link *link =
 			prog ? bpf_program__attach_usdt(prog, -1, path, info->provider, info->name, NULL)

@@ -44,6 +44,13 @@ int attachment_attach(struct attachment *a, struct bpf_object *obj, enum attach_
 		      const char *path, const bool group_enabled[GROUP_COUNT],
 		      unsigned generation, char err[ATTACH_ERROR_LEN]);
 
+/* Before anything is loaded or created: path opens, is a regular file with
+ * USDT notes, has every probe of the enabled groups, and every argument spec
+ * of those probes is one the extractor can read. 0, or -1 with a one-line
+ * message in err. */
+int attachment_check_binary(const char *path, const bool group_enabled[GROUP_COUNT],
+			    char err[ATTACH_ERROR_LEN]);
+
 /* Drops every link at once. */
 void attachment_detach(struct attachment *a);
 

@@ -44,6 +44,11 @@ struct collector {
 	struct assembler assembler;
 	struct attachment attached;
 	unsigned generation;
+	/* The attached file was written in place: not attached again until
+	 * its writer closes it (or the path names another file). */
+	bool rewriting;
+	dev_t rewritten_dev;
+	ino_t rewritten_ino;
 	struct watch watch;
 	struct target target;
 	int epoll_fd, signal_fd, timer_fd;
@@ -108,6 +113,9 @@ static int on_ring_record(void *ctx, void *data, size_t size)
 		return 0;
 	}
 	enum tracepoint_id tp = h->tracepoint;
+	/* Drops of tp before this event: their loss goes into the queue first. */
+	if (h->kind == RECORD_EVENT)
+		sink_bpf_stamp(&c->sink, tp, h->reserved);
 	if (!is_p2p(tp)) {
 		size_t length = sizeof(*h) + expected_body(tp);
 		if (h->kind != RECORD_EVENT || size < length) {
@@ -132,24 +140,30 @@ static int on_ring_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-static void read_bpf_drops(struct collector *c)
+static void read_bpf_drops(struct collector *c, uint64_t totals[TP_COUNT])
 {
-	uint64_t totals[TP_COUNT] = { 0 };
+	memset(totals, 0, TP_COUNT * sizeof(totals[0]));
 	int cpus = libbpf_num_possible_cpus();
 	int rows = cpus > 0 && (unsigned)cpus < DROP_SLOTS ? cpus : (int)DROP_SLOTS;
 	for (int row = 0; row < rows; row++)
 		for (int tp = 1; tp < TP_COUNT; tp++)
 			totals[tp] += __atomic_load_n(&c->skel->bss->drop_counts[row][tp],
-						      __ATOMIC_RELAXED);
-	sink_bpf_drops(&c->sink, totals);
+						      __ATOMIC_ACQUIRE);
 }
 
 static void drain(struct collector *c)
 {
+	/* Drops counted before this batch: the events of the batch that came
+	 * after them account them first by their drop stamps (sink_bpf_stamp);
+	 * the rest came after every event of the batch, so their loss record
+	 * goes after it. Drops during the batch wait for the next one: they
+	 * may lie before an event still being written. */
+	uint64_t drops[TP_COUNT];
+	read_bpf_drops(c, drops);
 	int n = ring_buffer__consume(c->rings);
 	if (n < 0)
 		log_warn("reading the BPF rings: %s", strerror(-n));
-	read_bpf_drops(c);
+	sink_bpf_drops(&c->sink, drops);
 	sink_report_loss(&c->sink);
 	queue_notify(c->queue);
 }
@@ -190,6 +204,11 @@ static void reattach(struct collector *c)
 			 st.st_ino == c->attached.ino;
 	if (same_file)
 		return;
+	if (c->rewriting && st.st_dev == c->rewritten_dev && st.st_ino == c->rewritten_ino) {
+		log_debug("%s is still open for writing: attaching once it is closed",
+			  c->opts->bitcoind_path);
+		return;
+	}
 	if (c->mode == ATTACH_PERF) {
 		attachment_detach(&c->attached);
 		log_error("%s changed; in perf attach mode the collector cannot attach again "
@@ -209,6 +228,7 @@ static void reattach(struct collector *c)
 	attachment_detach(&c->attached);
 	c->attached = next;
 	c->generation++;
+	c->rewriting = false;
 	c->sink.attached = c->attached.attached;
 	watch_binary_file(&c->watch, c->opts->bitcoind_path);
 	log_info("attached %d tracepoints to %s (inode %lu, generation %u)",
@@ -220,6 +240,17 @@ static void reattach(struct collector *c)
 static void on_watch(struct collector *c)
 {
 	unsigned change = watch_read(&c->watch);
+	if ((change & WATCH_BINARY_WRITTEN) && c->attached.binary_fd >= 0) {
+		c->rewriting = true;
+		c->rewritten_dev = c->attached.dev;
+		c->rewritten_ino = c->attached.ino;
+	} else if (change & WATCH_BINARY_WRITTEN) {
+		c->rewriting = true; /* written again (the watch stays on that file) */
+	}
+	/* A close after the last write: the new content is complete, unless
+	 * another writer still has the file open (inotify cannot tell). */
+	if (change & WATCH_BINARY_CLOSED)
+		c->rewriting = false;
 	if ((change & WATCH_BINARY_WRITTEN) && c->attached.binary_fd >= 0) {
 		/* Never leave a uprobe on a file rewritten in place. */
 		attachment_detach(&c->attached);
@@ -349,30 +380,50 @@ static int open_queue(struct collector *c)
 
 static int choose_mode(struct collector *c)
 {
-	char err[256];
-	int multi = uprobe_multi_supported(err, sizeof(err));
+	char missing[128];
+	/* Both modes need these. Without them the kernel probe below would
+	 * only say EPERM, and perf mode is no way out. */
+	if (!privileges_check(false, missing, sizeof(missing))) {
+		log_error("missing %s: the collector needs CAP_BPF and CAP_PERFMON to load and attach "
+			  "its BPF programs; run it as root or grant them (systemd: "
+			  "AmbientCapabilities=CAP_BPF CAP_PERFMON)",
+			  missing);
+		return -1;
+	}
 	if (c->opts->attach_mode == ATTACH_PERF) {
 		c->mode = ATTACH_PERF;
-	} else if (multi == 1) {
+		if (!privileges_check(true, missing, sizeof(missing))) {
+			log_error("missing %s: --attach-mode perf attaches perf-event uprobes, which need "
+				  "CAP_SYS_ADMIN until every probe is attached (it is dropped then); "
+				  "grant it, or use --attach-mode auto on Linux 6.6+, whose uprobe-multi "
+				  "links need only CAP_BPF and CAP_PERFMON",
+				  missing);
+			return -1;
+		}
+		return 0;
+	}
+	char err[256];
+	int multi = uprobe_multi_supported(err, sizeof(err));
+	if (multi == 1) {
 		c->mode = ATTACH_MULTI;
-	} else if (c->opts->attach_mode == ATTACH_MULTI) {
+		return 0;
+	}
+	if (c->opts->attach_mode == ATTACH_MULTI) {
 		log_error("--attach-mode multi: this kernel cannot create uprobe-multi links (%s)",
 			  multi < 0 ? err : "needs Linux 6.6 or later");
 		return -1;
-	} else {
-		c->mode = ATTACH_PERF;
-		log_info("this kernel has no uprobe-multi links (Linux 6.6+): using perf attach "
-			 "mode, which needs CAP_SYS_ADMIN until every probe is attached");
 	}
-	char missing[128];
-	if (!privileges_check(c->mode == ATTACH_PERF, missing, sizeof(missing))) {
-		log_error("missing %s: %s", missing,
-			  c->mode == ATTACH_PERF
-				  ? "perf attach mode needs CAP_BPF, CAP_PERFMON and, until its probes "
-				    "are attached, CAP_SYS_ADMIN"
-				  : "the collector needs CAP_BPF and CAP_PERFMON");
+	c->mode = ATTACH_PERF;
+	if (!privileges_check(true, missing, sizeof(missing))) {
+		log_error("missing %s: this kernel has no uprobe-multi links (%s), so the collector "
+			  "attaches perf-event uprobes, which need CAP_SYS_ADMIN until every probe is "
+			  "attached (it is dropped then); grant it, or run Linux 6.6 or later",
+			  missing, multi < 0 ? err : "Linux 6.6+ has them");
 		return -1;
 	}
+	log_info("this kernel has no uprobe-multi links (%s): using perf attach mode, which needs "
+		 "CAP_SYS_ADMIN until every probe is attached",
+		 multi < 0 ? err : "Linux 6.6+ has them");
 	return 0;
 }
 
@@ -409,12 +460,20 @@ static int open_loop(struct collector *c)
 static int setup(struct collector *c)
 {
 	char err[ATTACH_ERROR_LEN];
+	/* What a user can get wrong first, each with its own message, before
+	 * anything is loaded or created (a failed start leaves no queue). */
+	if (choose_mode(c) < 0)
+		return -1;
+	if (attachment_check_binary(c->opts->bitcoind_path, c->opts->group_enabled, err) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
 	if (target_init(&c->target, c->opts->bitcoind_path, c->opts->bitcoind_pid,
 			c->opts->bitcoind_pid_file, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return -1;
 	}
-	if (choose_mode(c) < 0 || load_bpf(c) < 0 || open_queue(c) < 0)
+	if (load_bpf(c) < 0 || open_queue(c) < 0)
 		return -1;
 	sink_init(&c->sink, c->queue);
 	assembler_init(&c->assembler);

@@ -53,9 +53,26 @@ static void fill_own_header(struct record_header *h, enum record_kind kind, size
 	h->tid = (uint32_t)gettid();
 }
 
+/* Writes the pending started record; false if the queue has no room. */
+static bool write_started(struct sink *s)
+{
+	size_t length = sizeof(struct record_header) + sizeof(struct rec_started);
+	struct record_header *h = queue_reserve(s->queue, (uint32_t)length);
+	if (!h)
+		return false;
+	fill_own_header(h, RECORD_STARTED, length);
+	h->time_ns = s->started_unix_ns;
+	memcpy(h + 1, &s->started, sizeof(s->started));
+	queue_commit(s->queue, (uint32_t)length);
+	s->started_pending = false;
+	return true;
+}
+
 /* Writes the pending loss record; false if the queue has no room for it. */
 static bool write_loss(struct sink *s)
 {
+	if (s->started_pending && !write_started(s))
+		return false;
 	size_t length = sizeof(struct record_header) + sizeof(struct rec_loss);
 	struct record_header *h = queue_reserve(s->queue, (uint32_t)length);
 	if (!h)
@@ -70,6 +87,8 @@ static bool write_loss(struct sink *s)
 
 void sink_report_loss(struct sink *s)
 {
+	if (s->started_pending && !write_started(s))
+		return;
 	if (s->loss_unreported)
 		write_loss(s);
 }
@@ -79,9 +98,10 @@ void sink_event(struct sink *s, const void *record, size_t length)
 	const struct record_header *src = record;
 	enum tracepoint_id tp = src->tracepoint < TP_COUNT ? src->tracepoint : TP_NONE;
 
-	/* A loss goes into the stream before anything that came after it. */
+	/* A loss goes into the stream before anything that came after it,
+	 * and the started record before everything. */
 	struct record_header *dst = NULL;
-	if (!s->loss_unreported || write_loss(s))
+	if ((!s->started_pending || write_started(s)) && (!s->loss_unreported || write_loss(s)))
 		dst = queue_reserve(s->queue, (uint32_t)length);
 	if (!dst) {
 		s->totals[tp].lost.queue_drops++;
@@ -91,6 +111,7 @@ void sink_event(struct sink *s, const void *record, size_t length)
 	}
 	memcpy(dst, record, length);
 	dst->length = (uint32_t)length;
+	dst->reserved = 0; /* the drop stamp, ours only */
 	dst->time_ns = src->time_ns + (uint64_t)s->boot_to_unix_ns;
 	queue_commit(s->queue, (uint32_t)length);
 	s->totals[tp].events++;
@@ -106,9 +127,11 @@ void sink_incomplete(struct sink *s, enum tracepoint_id tp)
 void sink_bpf_drops(struct sink *s, const uint64_t totals[TP_COUNT])
 {
 	for (int tp = 1; tp < TP_COUNT; tp++) {
-		uint64_t delta = totals[tp] - s->bpf_drops_seen[tp];
-		if (!delta)
+		/* stamps may have accounted some already (never more: BPF
+		 * counts drop_counts first) */
+		if (totals[tp] <= s->bpf_drops_seen[tp])
 			continue;
+		uint64_t delta = totals[tp] - s->bpf_drops_seen[tp];
 		s->bpf_drops_seen[tp] = totals[tp];
 		s->totals[tp].lost.bpf_drops += delta;
 		s->unreported[tp].bpf_drops += delta;
@@ -116,10 +139,28 @@ void sink_bpf_drops(struct sink *s, const uint64_t totals[TP_COUNT])
 	}
 }
 
+void sink_bpf_stamp(struct sink *s, enum tracepoint_id tp, uint32_t stamp)
+{
+	/* 32-bit serial arithmetic: behind (an event reserved before drops
+	 * this sink already reported at a batch end) counts nothing */
+	int32_t ahead = (int32_t)(stamp - (uint32_t)s->bpf_drops_seen[tp]);
+	if (tp <= TP_NONE || tp >= TP_COUNT || ahead <= 0)
+		return;
+	s->bpf_drops_seen[tp] += (uint64_t)ahead;
+	s->totals[tp].lost.bpf_drops += (uint64_t)ahead;
+	s->unreported[tp].bpf_drops += (uint64_t)ahead;
+	s->loss_unreported = true;
+}
+
 void sink_stats(struct sink *s)
 {
 	size_t length = sizeof(struct record_header) + sizeof(struct rec_stats);
 	sink_report_loss(s);
+	if ((s->started_pending && !write_started(s)) || s->loss_unreported) {
+		s->records_dropped++;
+		log_debug("queue full: stats record not written");
+		return;
+	}
 	struct record_header *h = queue_reserve(s->queue, (uint32_t)length);
 	if (!h) {
 		s->records_dropped++;
@@ -139,21 +180,15 @@ void sink_stats(struct sink *s)
 
 void sink_started(struct sink *s, enum attach_mode mode, uint32_t filter_pid)
 {
-	size_t length = sizeof(struct record_header) + sizeof(struct rec_started);
-	struct record_header *h = queue_reserve(s->queue, (uint32_t)length);
-	if (!h) {
-		/* The queue is full of older events: the consumer will see the
-		 * gap as a loss record's neighbour instead. */
-		s->records_dropped++;
-		log_warn("queue full: started record not written");
-		return;
-	}
-	fill_own_header(h, RECORD_STARTED, length);
-	struct rec_started *st = (void *)(h + 1);
+	struct rec_started *st = &s->started;
 	memset(st, 0, sizeof(*st));
 	snprintf(st->version, sizeof(st->version), "%s", EXTRACTOR_VERSION);
 	st->attach_mode = (uint32_t)mode;
 	st->filter_pid = filter_pid;
 	st->attached = s->attached;
-	queue_commit(s->queue, (uint32_t)length);
+	s->started_unix_ns = sink_unix_ns();
+	s->started_pending = true;
+	if (!write_started(s))
+		log_warn("queue full: the started record is written as soon as the consumer makes "
+			 "room, before anything else");
 }

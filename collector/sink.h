@@ -21,6 +21,11 @@ struct sink {
 	bool loss_unreported;
 	uint64_t bpf_drops_seen[TP_COUNT];
 	uint64_t records_dropped; /* own records (stats) that found the queue full */
+	/* The started record waits for room (a full queue at start): nothing
+	 * the collector writes may come before it. */
+	bool started_pending;
+	uint64_t started_unix_ns;
+	struct rec_started started;
 };
 
 void sink_init(struct sink *s, struct queue_producer *queue);
@@ -34,10 +39,18 @@ void sink_event(struct sink *s, const void *record, size_t length);
 void sink_incomplete(struct sink *s, enum tracepoint_id tp);
 /* Totals of the BPF drop counters; the increase since the last call is lost. */
 void sink_bpf_drops(struct sink *s, const uint64_t totals[TP_COUNT]);
+/* The drop stamp of an event record from BPF (bpf_shared.h): drops of tp
+ * it says came before it, not yet accounted, are lost before this event,
+ * so their loss record goes into the queue ahead of it. Call before
+ * sink_event (for a P2P message: when its message record arrives). */
+void sink_bpf_stamp(struct sink *s, enum tracepoint_id tp, uint32_t stamp);
 /* Writes a loss record if something was lost and not yet reported. */
 void sink_report_loss(struct sink *s);
 
 void sink_stats(struct sink *s);
+/* Writes the started record, or keeps it until the queue has room: it is
+ * then written before any other record (sink_event, sink_report_loss and
+ * sink_stats try it first). */
 void sink_started(struct sink *s, enum attach_mode mode, uint32_t filter_pid);
 
 uint64_t sink_boot_ns(void);

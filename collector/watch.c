@@ -71,6 +71,8 @@ static unsigned classify(const struct watch *w, const struct inotify_event *ev)
 			change |= WATCH_BINARY_WRITTEN;
 		if (ev->mask & (IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF))
 			change |= WATCH_BINARY_CHANGED;
+		if (ev->mask & IN_CLOSE_WRITE)
+			change |= WATCH_BINARY_CLOSED;
 	}
 	if (ev->len == 0)
 		return change;
@@ -94,9 +96,14 @@ unsigned watch_read(struct watch *w)
 		}
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (const void *)p;
+			unsigned this = classify(w, ev);
 			if (ev->mask & IN_Q_OVERFLOW)
-				change |= WATCH_BINARY_WRITTEN | WATCH_BINARY_CHANGED | WATCH_PID_FILE;
-			change |= classify(w, ev);
+				this = WATCH_BINARY_WRITTEN | WATCH_BINARY_CHANGED | WATCH_BINARY_CLOSED |
+				       WATCH_PID_FILE;
+			/* order matters here: only a close after the last write */
+			if ((this & WATCH_BINARY_WRITTEN) && !(this & WATCH_BINARY_CLOSED))
+				change &= ~WATCH_BINARY_CLOSED;
+			change |= this;
 			p += sizeof(*ev) + ev->len;
 		}
 	}

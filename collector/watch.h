@@ -14,6 +14,9 @@ enum watch_change {
 	WATCH_BINARY_WRITTEN = 1u << 0, /* the attached file is being modified in place */
 	WATCH_BINARY_CHANGED = 1u << 1, /* the path may name another file, or writing ended */
 	WATCH_PID_FILE = 1u << 2,       /* the pid file was (re)written or removed */
+	/* a writer of the watched file closed it, and no write came after
+	 * in this batch: the writing may have ended */
+	WATCH_BINARY_CLOSED = 1u << 3,
 };
 
 struct watch {
@@ -28,7 +31,9 @@ int watch_init(struct watch *w, const char *binary_path, const char *pid_file, c
 	       int errlen);
 /* Watches the file the binary path names now (after a re-attach). */
 void watch_binary_file(struct watch *w, const char *binary_path);
-/* Reads every pending inotify event; returns enum watch_change bits. */
+/* Reads every pending inotify event; returns enum watch_change bits.
+ * WATCH_BINARY_CLOSED is set only when the file's last event in the batch
+ * was a close after writing (a write after a close clears it). */
 unsigned watch_read(struct watch *w);
 void watch_close(struct watch *w);
 

@@ -24,7 +24,16 @@
  * keeps the previous sum per tracepoint and reports the difference. One
  * increment is one lost event: for a P2P message, whether the message
  * record or any of its chunks could not be reserved.
- * A power of two; more CPUs than slots just share rows (the add is atomic). */
+ * A power of two; more CPUs than slots just share rows (the add is atomic).
+ *
+ * Drop stamp: the program also counts each drop in the .bss global
+ * __u64 drop_seq[TP_COUNT] (all CPUs in one cell, after drop_counts) and
+ * writes its low 32 bits for the event's tracepoint into header.reserved
+ * of every event record it reserves (not chunks). The collector compares
+ * it with the drops it has accounted: a stamp ahead of them means events of
+ * that tracepoint were lost before this one, so their loss record goes into
+ * the queue before this event, not after the batch. Drops after the last
+ * event of a batch are found from drop_counts. The queue gets reserved = 0. */
 #define DROP_SLOTS 256u
 
 /* ---- pid filter ----

@@ -43,7 +43,7 @@ struct record_header {
 	__u32 pid;        /* process (tgid) that fired the tracepoint */
 	__u32 tid;        /* thread that fired it */
 	__u32 flags;      /* RECORD_FLAG_* */
-	__u32 reserved;   /* zero */
+	__u32 reserved;   /* zero (in a BPF ring: the drop stamp, bpf_shared.h) */
 };
 _Static_assert(sizeof(struct record_header) == 32, "record_header layout");
 

@@ -291,3 +291,212 @@ bool e2e_next_record(struct e2e *t, struct e2e_record *rec, int timeout_ms)
 		}
 	}
 }
+
+/* ---- added for the fault tests ---- */
+
+void e2e_copy_file(const char *from, const char *to)
+{
+	copy_file(from, to);
+}
+
+struct contains_wait {
+	const char *path, *needle;
+};
+
+static bool contains_cond(void *arg)
+{
+	const struct contains_wait *w = arg;
+	return e2e_file_contains(w->path, w->needle);
+}
+
+bool e2e_wait_file_contains(const char *path, const char *needle, int timeout_ms)
+{
+	struct contains_wait w = { path, needle };
+	return e2e_wait_until(contains_cond, &w, timeout_ms);
+}
+
+/* ---- error-path helpers ---- */
+
+#include <sys/sysmacros.h> /* makedev */
+
+int e2e_run_collector(enum e2e_privs privs, const char *const args[], char **out, char **err,
+		      int timeout_ms)
+{
+	char out_path[] = "/tmp/ebpf-e2e-out-XXXXXX";
+	char err_path[] = "/tmp/ebpf-e2e-err-XXXXXX";
+	int out_fd = mkstemp(out_path);
+	int err_fd = mkstemp(err_path);
+	cr_assert(out_fd >= 0 && err_fd >= 0, "mkstemp: %s", strerror(errno));
+	static const char *const caps[] = {
+		[E2E_NOBODY_NO_CAPS] = "-all",
+		[E2E_NOBODY_BPF] = "-all,+bpf",
+		[E2E_NOBODY_BPF_PERFMON] = "-all,+bpf,+perfmon",
+	};
+	char inh[64], amb[64], bound[64];
+	const char *argv[80];
+	int n = 0;
+	if (privs != E2E_AS_ROOT) {
+		snprintf(inh, sizeof(inh), "--inh-caps=%s", caps[privs]);
+		snprintf(amb, sizeof(amb), "--ambient-caps=%s", caps[privs]);
+		snprintf(bound, sizeof(bound), "--bounding-set=%s", caps[privs]);
+		const char *wrap[] = { "/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup",
+				       "--clear-groups", inh, amb, bound, "--" };
+		for (size_t i = 0; i < sizeof(wrap) / sizeof(wrap[0]); i++)
+			argv[n++] = wrap[i];
+	}
+	argv[n++] = e2e_collector_path;
+	for (int i = 0; args && args[i] && n < 79; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+		if (null >= 0)
+			dup2(null, 0);
+		dup2(out_fd, 1);
+		dup2(err_fd, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(out_fd);
+	close(err_fd);
+	int status = e2e_wait_exit(pid, timeout_ms);
+	if (status < 0) {
+		kill(pid, SIGKILL);
+		e2e_wait_exit(pid, 5000);
+	}
+	if (out)
+		*out = e2e_read_file(out_path);
+	if (err)
+		*err = e2e_read_file(err_path);
+	unlink(out_path);
+	unlink(err_path);
+	return status;
+}
+
+struct load_segment {
+	uint64_t offset, vaddr, filesz;
+};
+
+static bool address_to_offset(const struct load_segment *segs, int count, uint64_t addr,
+			      uint64_t *off)
+{
+	for (int i = 0; i < count; i++) {
+		if (addr >= segs[i].vaddr && addr - segs[i].vaddr < segs[i].filesz) {
+			*off = addr - segs[i].vaddr + segs[i].offset;
+			return true;
+		}
+	}
+	return false;
+}
+
+int e2e_readelf_probes(const char *path, struct e2e_probe *out, int max)
+{
+	char cmd[600], line[1024];
+	struct load_segment segs[16];
+	int nsegs = 0;
+	snprintf(cmd, sizeof(cmd), "LC_ALL=C readelf -lW '%s'", path);
+	FILE *p = popen(cmd, "r");
+	cr_assert_not_null(p, "popen readelf: %s", strerror(errno));
+	while (fgets(line, sizeof(line), p)) {
+		unsigned long long off, vaddr, paddr, filesz;
+		if (nsegs < 16 &&
+		    sscanf(line, " LOAD %llx %llx %llx %llx", &off, &vaddr, &paddr, &filesz) == 4)
+			segs[nsegs++] = (struct load_segment){ off, vaddr, filesz };
+	}
+	cr_assert_eq(pclose(p), 0, "readelf -lW %s failed", path);
+	cr_assert_gt(nsegs, 0, "readelf found no PT_LOAD segment in %s", path);
+
+	snprintf(cmd, sizeof(cmd), "LC_ALL=C readelf -nW '%s'", path);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p, "popen readelf: %s", strerror(errno));
+	int count = -1;
+	while (fgets(line, sizeof(line), p)) {
+		line[strcspn(line, "\n")] = '\0';
+		const char *at;
+		if ((at = strstr(line, "Provider: "))) {
+			if (count + 1 >= max)
+				break;
+			count++;
+			memset(&out[count], 0, sizeof(out[count]));
+			snprintf(out[count].provider, sizeof(out[count].provider), "%s", at + 10);
+		} else if (count < 0) {
+			continue;
+		} else if ((at = strstr(line, "Name: "))) {
+			snprintf(out[count].name, sizeof(out[count].name), "%s", at + 6);
+		} else if ((at = strstr(line, "Location: "))) {
+			unsigned long long loc, base, sem;
+			cr_assert_eq(sscanf(at, "Location: %llx, Base: %llx, Semaphore: %llx", &loc,
+					    &base, &sem),
+				     3, "readelf line: %s", line);
+			out[count].location = loc;
+			out[count].semaphore = sem;
+			cr_assert(address_to_offset(segs, nsegs, loc, &out[count].file_offset),
+				  "probe location 0x%llx is in no PT_LOAD segment", loc);
+			if (sem)
+				cr_assert(address_to_offset(segs, nsegs, sem,
+							    &out[count].semaphore_offset),
+					  "semaphore 0x%llx is in no PT_LOAD segment", sem);
+		} else if ((at = strstr(line, "Arguments:"))) {
+			at += 10;
+			while (*at == ' ')
+				at++;
+			snprintf(out[count].args, sizeof(out[count].args), "%s", at);
+		}
+	}
+	pclose(p);
+	return count + 1;
+}
+
+const struct e2e_probe *e2e_find_probe(const struct e2e_probe *probes, int count,
+				       const char *provider, const char *name)
+{
+	for (int i = 0; i < count; i++)
+		if (strcmp(probes[i].provider, provider) == 0 && strcmp(probes[i].name, name) == 0)
+			return &probes[i];
+	return NULL;
+}
+
+int e2e_read_semaphore(pid_t pid, const char *binary_path, uint64_t off)
+{
+	struct stat st;
+	cr_assert_eq(stat(binary_path, &st), 0, "stat %s: %s", binary_path, strerror(errno));
+	char path[64], line[1024];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(path, "re");
+	cr_assert_not_null(f, "open %s: %s", path, strerror(errno));
+	uint64_t addr = 0;
+	bool found = false, writable = false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long start, end, map_off, inode;
+		unsigned major, minor;
+		char perms[8];
+		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &start, &end, perms, &map_off,
+			   &major, &minor, &inode) != 7)
+			continue;
+		if (inode != (unsigned long long)st.st_ino || makedev(major, minor) != st.st_dev)
+			continue;
+		if (off < map_off || off - map_off >= end - start)
+			continue;
+		/* the private writable mapping holds the process's own copy */
+		if (!found || (!writable && perms[1] == 'w')) {
+			addr = start + (off - map_off);
+			found = true;
+			writable = perms[1] == 'w';
+		}
+	}
+	fclose(f);
+	if (!found)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	uint16_t value = 0;
+	ssize_t n = pread(fd, &value, sizeof(value), (off_t)addr);
+	close(fd);
+	cr_assert_eq(n, (ssize_t)sizeof(value), "reading %s at 0x%llx: %s", path,
+		     (unsigned long long)addr, strerror(errno));
+	return value;
+}

@@ -64,6 +64,50 @@ bool e2e_next_record(struct e2e *t, struct e2e_record *rec, int timeout_ms);
 
 uint64_t e2e_unix_ns(void);
 
+/* ---- added for the fault tests ---- */
+
+/* Copies a file (O_TRUNC if it exists, mode 0755 if new); asserts on failure. */
+void e2e_copy_file(const char *from, const char *to);
+/* Waits until the file at path contains needle, or timeout_ms passes. */
+bool e2e_wait_file_contains(const char *path, const char *needle, int timeout_ms);
+
+/* ---- error-path helpers (test_collector_errors.c) ---- */
+
+/* Who a collector started by e2e_run_collector runs as. */
+enum e2e_privs {
+	E2E_AS_ROOT,            /* this process's own uid and capabilities */
+	E2E_NOBODY_NO_CAPS,     /* nobody/nogroup, no capabilities at all */
+	E2E_NOBODY_BPF,         /* nobody/nogroup, CAP_BPF only */
+	E2E_NOBODY_BPF_PERFMON, /* nobody/nogroup, CAP_BPF and CAP_PERFMON (as users run it) */
+};
+
+/* Runs ebpf-collector with args (NULL-terminated, after the program name)
+ * as privs until it exits; its stdout and stderr, separately, into *out
+ * and *err (malloc'd, NUL-terminated; either may be NULL). Returns the exit
+ * status as e2e_wait_exit (-1: killed at the deadline). */
+int e2e_run_collector(enum e2e_privs privs, const char *const args[], char **out, char **err,
+		      int timeout_ms);
+
+/* One USDT probe as binutils' readelf prints it: an oracle independent of
+ * the collector's own note reader. Offsets are file offsets, from the
+ * addresses through the PT_LOAD segments. */
+struct e2e_probe {
+	char provider[64];
+	char name[64];
+	char args[512];
+	uint64_t location, semaphore;            /* addresses in the note */
+	uint64_t file_offset, semaphore_offset;  /* 0: no semaphore */
+};
+/* Fills up to max probes of path's .note.stapsdt; returns how many. */
+int e2e_readelf_probes(const char *path, struct e2e_probe *out, int max);
+const struct e2e_probe *e2e_find_probe(const struct e2e_probe *probes, int count,
+				       const char *provider, const char *name);
+
+/* The 2-byte USDT semaphore of process pid at file offset off of the file
+ * at binary_path (found through /proc/PID/maps, read from /proc/PID/mem);
+ * -1 when that offset is not mapped. */
+int e2e_read_semaphore(pid_t pid, const char *binary_path, uint64_t off);
+
 /* Paths of the built programs (set by CMake). */
 extern const char *const e2e_collector_path;
 extern const char *const e2e_tracee_dir;
