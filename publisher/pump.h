@@ -1,0 +1,103 @@
+/* The publisher's loop: queue records -> NATS messages, confirmation,
+ * rewind, backpressure, stats, and the SIGTERM drain.
+ *
+ * Positions and what they mean (all on the loop thread):
+ *
+ *   release (queue_consumer_release_pos)  everything before it was confirmed
+ *                                         by the server and given back to
+ *                                         the collector
+ *   flush_pos                             the flush in flight confirms up to
+ *                                         here when it succeeds
+ *   done_pos                              the last record handled: published,
+ *                                         or skipped (too large, malformed)
+ *   read (queue_consumer_read_pos)        == done_pos between batches
+ *
+ * Confirmation: every CONFIRM_DELAY_MS, or at once after CONFIRM_MAX_MSGS
+ * messages / CONFIRM_MAX_BYTES, a natsConnection_FlushTimeout runs on a
+ * worker thread (uv_queue_work), one at a time, covering (release,
+ * flush_pos]. On success, and only if no new connection was made since the
+ * first unconfirmed record was published (connection generations, see
+ * nats_link.h), release moves to flush_pos and confirmed_seq to its seq.
+ * On a failure nothing is released.
+ *
+ * Rewind: after a disconnect, a failed publish, or a new connection while
+ * records are unconfirmed, the read cursor goes back to release (once no
+ * flush is in flight) and everything unconfirmed is published again, in
+ * order, after the reconnect. Consumers drop duplicates by (stream_id, seq).
+ */
+#ifndef EBPF_PUBLISHER_PUMP_H
+#define EBPF_PUBLISHER_PUMP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "encode.h"
+#include "nats_link.h"
+#include "options.h"
+#include "source.h"
+
+#define BATCH_MAX_RECORDS 1000
+#define BATCH_MAX_BYTES (4u << 20)
+#define CONFIRM_DELAY_MS 5
+#define CONFIRM_MAX_MSGS 4096
+#define CONFIRM_MAX_BYTES (8u << 20)
+#define HIGH_WATER_BYTES (8 << 20) /* natsConnection_Buffered: stop reading above */
+#define LOW_WATER_BYTES (4 << 20)  /* ... and read again below */
+#define HIGH_WATER_CHECK_MS 2
+#define ERROR_PAUSE_MS 1000
+#define HOUSEKEEPING_MS 1000
+
+struct publisher {
+	uv_loop_t *loop;
+	const struct publisher_options *opts;
+	struct encoder enc;
+	struct source src;
+	struct nats_link link;
+
+	uv_idle_t drain_idle;       /* active while there is reading to do */
+	uv_timer_t confirm_timer;
+	uv_timer_t hwm_timer;
+	uv_timer_t error_timer;
+	uv_timer_t stats_timer;
+	uv_timer_t housekeeping_timer;
+	uv_timer_t deadline_timer;
+	uv_signal_t sigterm, sigint;
+
+	/* the stream */
+	uint64_t stream_id;
+	uint64_t done_pos, done_seq;
+	bool have_unconfirmed;      /* (release, done_pos] is not empty */
+	unsigned unconfirmed_gen;   /* connection generation of its first record */
+	uint64_t unflushed_msgs, unflushed_bytes; /* since the last flush started */
+	uint64_t flush_pos, flush_seq;
+	unsigned flush_gen;
+	bool need_rewind;
+	bool hwm_paused, error_paused;
+	bool detached;              /* the data file was replaced: finish it, then switch */
+	bool confirmed_known;       /* confirmed_seq is meaningful for this stream */
+	uint64_t refused_mark, malformed_mark; /* counted up to this seq (no double counts) */
+	int64_t refused_logged_limit;
+	unsigned read_errors_logged;
+
+	/* stats (struct publisher_stats in encode.h) */
+	uint64_t published, published_bytes, confirmed_seq, last_read_seq;
+	uint64_t refused_too_large, malformed, stats_skipped;
+
+	/* shutdown */
+	int signals;
+	bool stopping;              /* SIGTERM/SIGINT seen */
+	bool stop_pos_set;
+	uint64_t stop_pos;
+	bool final_stats_sent;
+	bool finished;
+	bool ready_written;
+	int exit_code;
+};
+
+/* Runs the publisher until SIGTERM/SIGINT and the drain; returns the exit
+ * status (0; 1 for a fatal setup error, with a message logged). */
+int publisher_run(const struct publisher_options *opts);
+
+#endif
