@@ -567,7 +567,7 @@ static void flood(const char *queue_size, uint64_t capacity, bool expect_interle
 	cr_assert_eq(s.lost[tp].incomplete, 0);
 	cr_assert_gt(s.events[tp], 0);
 	for (int other = 1; other < TP_COUNT; other++)
-		if (other != tp)
+		if (other != (int)tp)
 			cr_assert_eq(accounted(&s, other), 0, "%s: events or losses",
 				     tracepoint_table[other].event);
 	/* the collector's last words: the final stats, with the same totals */
