@@ -267,3 +267,47 @@ Test(collector, scenario_perf_mode_as_root_keeps_only_bpf_and_perfmon)
 				"--queue-size", "64M", "--attach-mode", "perf", NULL };
 	run_scenario(false, extra);
 }
+
+/* utime + stime of a process, in clock ticks. */
+static unsigned long long cpu_ticks(pid_t pid)
+{
+	char path[64], buf[2048];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "re");
+	cr_assert_not_null(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* fields after the parenthesised name: state is field 3, utime 14, stime 15 */
+	const char *p = strrchr(buf, ')');
+	cr_assert_not_null(p);
+	unsigned long long utime = 0, stime = 0;
+	cr_assert_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+			    &stime),
+		     2);
+	return utime + stime;
+}
+
+struct until_time {
+	uint64_t end_ns;
+};
+
+static bool time_passed(void *arg)
+{
+	return e2e_unix_ns() >= ((struct until_time *)arg)->end_ns;
+}
+
+/* Idle means idle: attached, nothing firing, the collector sleeps in
+ * epoll_wait. 3 s of an idle collector cost at most a few ticks (the stats
+ * timer fires once a second here); a busy-polling loop would use ~300. */
+Test(collector, idle_collector_uses_almost_no_cpu)
+{
+	const char *extra[] = { "--stats-interval", "1", NULL };
+	e2e_start_collector(&env, true, extra);
+	cr_assert_gt(e2e_wait_ready(&env, 0, DEADLINE_MS), 0);
+	unsigned long long before = cpu_ticks(env.collector);
+	struct until_time t = { e2e_unix_ns() + 3000000000ull };
+	e2e_wait_until(time_passed, &t, 10000);
+	unsigned long long used = cpu_ticks(env.collector) - before;
+	cr_assert_leq(used, 5, "an idle collector used %llu clock ticks in 3 s", used);
+}
