@@ -44,6 +44,16 @@ __u64 drop_counts[DROP_SLOTS][TP_COUNT] = {};
  * a reservation fails, so the cache line is shared, not bounced. */
 __u64 drop_seq[TP_COUNT] = {};
 
+/* Wake-ups: a ring buffer wakes its reader when the reader had caught up,
+ * which at a few thousand events a second is every event, and a wake-up
+ * costs the traced thread far more than the event (docs/performance.md).
+ * So records are submitted without a wake-up unless the collector said it
+ * is going to sleep (reader_sleeping, written by the collector) or a ring
+ * is a quarter full; while events flow the collector polls every few ms. */
+__u32 reader_sleeping = 0;
+/* one cache line per CPU slot, for a full fence on a line nobody shares */
+__u64 fence_slots[DROP_SLOTS][8] = {};
+
 /* ---- ring buffers, one per group ---- */
 
 #define RING(name, pages)                                                      \
@@ -100,11 +110,27 @@ static __always_inline struct record_header *event_reserve(void *ring, __u32 bod
 	return h;
 }
 
-static __always_inline void event_submit(struct record_header *h, __u32 flags)
+/* Flags for bpf_ringbuf_submit of the last record of an event. The fence
+ * (any atomic is a full barrier) orders the reservation's producer position
+ * before the load of reader_sleeping; the collector stores
+ * reader_sleeping = 1, fences, then checks the producer positions: one of
+ * the two sees the other. */
+static __always_inline __u64 wake_flags(void *ring)
+{
+	__sync_fetch_and_add(&fence_slots[bpf_get_smp_processor_id() & (DROP_SLOTS - 1)][0], 1);
+	if (*(volatile __u32 *)&reader_sleeping)
+		return BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) > bpf_ringbuf_query(ring, BPF_RB_RING_SIZE) / 4)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void event_submit_ring(void *ring, struct record_header *h, __u32 flags)
 {
 	h->flags = flags;
-	bpf_ringbuf_submit(h, 0); /* wakes the consumer only if it caught up */
+	bpf_ringbuf_submit(h, wake_flags(ring));
 }
+#define event_submit(h, fl) event_submit_ring(ring_, h, fl)
 
 /* USDT argument i, with the contract of usdt.bpf.h's bpf_usdt_arg() (0, or
  * a negative error with *res = 0) and the same spec map and spec id (the
@@ -201,6 +227,7 @@ static __noinline int usdt_arg(struct pt_regs *ctx, __u64 i, long *res)
  * flags; returns from the program when nothing was reserved. */
 #define EVENT_BEGIN(ring, tp, type)                                            \
 	__u32 flags = 0;                                                       \
+	void *ring_ = &(ring);                                                 \
 	struct record_header *hdr = event_reserve(&(ring), sizeof(struct type), (tp)); \
 	struct type *b;                                                        \
 	if (!hdr)                                                              \
@@ -297,7 +324,8 @@ static __always_inline long emit_piece(struct chunk_ctx *c, __u64 off, __u64 n, 
 	ch->offset = off;
 	ch->data_len = n;
 	ch->reserved = 0;
-	bpf_ringbuf_submit(h, 0);
+	/* every chunk may fill the ring: each one checks */
+	bpf_ringbuf_submit(h, wake_flags(&ring_p2pmsg));
 	return 0;
 }
 
@@ -338,6 +366,8 @@ static __always_inline int p2p_message(struct pt_regs *ctx, __u16 tp)
 	EVENT_BEGIN(ring_p2pmsg, tp, ev_net_message);
 	struct chunk_ctx c = {};
 
+	(void)ring_;
+
 	b->peer_id = arg_int(ctx, 0, &flags);
 	ARG_STR(ctx, 1, b->addr, &flags);
 	ARG_STR(ctx, 2, b->conn_type, &flags);
@@ -355,7 +385,9 @@ static __always_inline int p2p_message(struct pt_regs *ctx, __u16 tp)
 	c.pid = hdr->pid;
 	c.tid = hdr->tid;
 	c.tp = tp;
-	event_submit(hdr, flags);
+	hdr->flags = flags;
+	/* with chunks to follow, the last of them decides the wake-up */
+	bpf_ringbuf_submit(hdr, c.len ? BPF_RB_NO_WAKEUP : wake_flags(&ring_p2pmsg));
 
 	if (c.len && bpf_loop(p2p_chunk_count(c.len), emit_chunk, &c, 0) < 0)
 		c.dropped = 1;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -52,6 +53,10 @@ struct collector {
 	struct watch watch;
 	struct target target;
 	int epoll_fd, signal_fd, timer_fd;
+	/* Each ring's consumer and producer positions (read-only maps), to
+	 * look for records before telling BPF we sleep. */
+	const volatile uint64_t *ring_cons[GROUP_COUNT], *ring_prod[GROUP_COUNT];
+	bool napping;
 	bool stop;
 	int exit_code; /* nonzero: stopped for a reason systemd should restart us for */
 };
@@ -151,7 +156,7 @@ static void read_bpf_drops(struct collector *c, uint64_t totals[TP_COUNT])
 						      __ATOMIC_ACQUIRE);
 }
 
-static void drain(struct collector *c)
+static int drain(struct collector *c)
 {
 	/* Drops counted before this batch: the events of the batch that came
 	 * after them account them first by their drop stamps (sink_bpf_stamp);
@@ -166,6 +171,17 @@ static void drain(struct collector *c)
 	sink_bpf_drops(&c->sink, drops);
 	sink_report_loss(&c->sink);
 	queue_notify(c->queue);
+	return n;
+}
+
+/* A record reserved (maybe not yet committed) in some ring. */
+static bool rings_pending(const struct collector *c)
+{
+	for (int g = 0; g < GROUP_COUNT; g++)
+		if (c->ring_prod[g] && __atomic_load_n(c->ring_prod[g], __ATOMIC_ACQUIRE) !=
+					       __atomic_load_n(c->ring_cons[g], __ATOMIC_ACQUIRE))
+			return true;
+	return false;
 }
 
 /* ---- readiness ---- */
@@ -346,6 +362,15 @@ static int open_rings(struct collector *c)
 			log_error("opening the %s ring buffer: %s", group_names[g], strerror(-err));
 			return -1;
 		}
+		long page = sysconf(_SC_PAGESIZE);
+		void *cons = mmap(NULL, page, PROT_READ, MAP_SHARED, fd, 0);
+		void *prod = mmap(NULL, page, PROT_READ, MAP_SHARED, fd, page);
+		if (cons == MAP_FAILED || prod == MAP_FAILED) {
+			log_error("mapping the %s ring positions: %s", group_names[g], strerror(errno));
+			return -1;
+		}
+		c->ring_cons[g] = cons;
+		c->ring_prod[g] = prod;
 	}
 	if (!c->rings) {
 		log_error("every tracepoint group is turned off: nothing to collect");
@@ -508,18 +533,39 @@ static int setup(struct collector *c)
 
 static void run(struct collector *c)
 {
+	/* While events flow, poll every NAP_MS with reader_sleeping 0 (BPF
+	 * submits without waking us, unless a ring is a quarter full); when a
+	 * poll finds nothing, say we sleep, fence, and look once more before
+	 * sleeping with no timeout (BPF then forces a wake-up). The fence
+	 * pairs with the one in BPF's wake_flags(): either BPF sees the flag
+	 * or we see its reservation. An event waits at most NAP_MS. */
+	enum { NAP_MS = 10 };
+	__atomic_store_n(&c->skel->bss->reader_sleeping, 1, __ATOMIC_SEQ_CST);
 	while (!c->stop) {
 		struct epoll_event events[8];
-		int n = epoll_wait(c->epoll_fd, events, 8, -1);
+		int n = epoll_wait(c->epoll_fd, events, 8, c->napping ? NAP_MS : -1);
 		if (n < 0 && errno != EINTR) {
 			log_error("epoll_wait: %s", strerror(errno));
 			break;
+		}
+		if (n == 0 && c->napping && drain(c) == 0) {
+			__atomic_store_n(&c->skel->bss->reader_sleeping, 1, __ATOMIC_SEQ_CST);
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			if (rings_pending(c) || drain(c) > 0)
+				__atomic_store_n(&c->skel->bss->reader_sleeping, 0, __ATOMIC_SEQ_CST);
+			else
+				c->napping = false;
 		}
 		for (int i = 0; i < n; i++) {
 			uint64_t ticks;
 			struct signalfd_siginfo si;
 			switch (events[i].data.u32) {
-			case TAG_RINGS: drain(c); break;
+			case TAG_RINGS:
+				/* woken: nap from now on, BPF need not wake us */
+				__atomic_store_n(&c->skel->bss->reader_sleeping, 0, __ATOMIC_SEQ_CST);
+				c->napping = true;
+				drain(c);
+				break;
 			case TAG_SIGNAL:
 				if (read(c->signal_fd, &si, sizeof(si)) == sizeof(si)) {
 					log_info("signal %u: detaching and exiting", si.ssi_signo);
