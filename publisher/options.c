@@ -19,7 +19,7 @@ static const char help_text[] =
 	"Reads the shared-memory queue the ebpf-collector writes and publishes every\n"
 	"record as one MessagePack message on NATS. Needs no capabilities.\n"
 	"\n"
-	"  -a, --nats-address LIST        NATS server(s), comma-separated, each HOST:PORT or a\n"
+	"  -n, -a, --nats-address LIST    NATS server(s), comma-separated, each HOST:PORT or a\n"
 	"                                 nats:// or tls:// URL (default " PUBLISHER_DEFAULT_NATS_ADDRESS ")\n"
 	"  -u, --nats-username USER       NATS user (also --nats-user)\n"
 	"  -p, --nats-password PASSWORD   NATS password (visible in ps; prefer the file)\n"
@@ -197,6 +197,7 @@ static void options_defaults(struct publisher_options *opts)
 static enum options_result parse_one(int c, const char *arg, struct publisher_options *opts)
 {
 	switch (c) {
+	case 'n': /* peer-observer's short flag; -a is its newer spelling */
 	case 'a': opts->nats_address = arg; break;
 	case 'u':
 		if (!*arg)
@@ -255,7 +256,7 @@ enum options_result options_parse(int argc, char **argv, struct publisher_option
 	opterr = 0;
 	optind = 1;
 	int c;
-	while ((c = getopt_long(argc, argv, ":a:u:p:f:l:hV", long_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":a:n:u:p:f:l:hV", long_options, NULL)) != -1) {
 		if (c == 'h') {
 			printf("%s\n\n%s", usage_line, help_text);
 			return OPTIONS_EXIT_OK;

@@ -20,6 +20,10 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+# The collector's own system user (ebpf-extractor runs the collector as it;
+# the publisher runs as another uid, nobody by default).
+id -u ebpf-collector >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin ebpf-collector
+
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
