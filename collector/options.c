@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "log.h"
 #include "queue.h"
 #include "tracepoints_table.h"
@@ -91,45 +92,12 @@ static const struct option long_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+static const struct cli_program program = { "ebpf-collector", usage_line, help_text };
+
 static enum options_result usage_error(const char *fmt, const char *arg)
 {
-	fprintf(stderr, "ebpf-collector: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n%s\n", usage_line);
+	cli_usage_error(&program, fmt, arg);
 	return OPTIONS_USAGE_ERROR;
-}
-
-bool parse_size(const char *text, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long value = strtoull(text, &end, 10);
-	if (errno || end == text || text[0] == '-')
-		return false;
-	unsigned shift = 0;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	default: break;
-	}
-	if (*end == 'i' || *end == 'B')
-		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-	if (*end != '\0' || (shift && value > (UINT64_MAX >> shift)))
-		return false;
-	*out = (uint64_t)value << shift;
-	return true;
-}
-
-static bool parse_u32(const char *text, unsigned long max, unsigned long *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long value = strtoul(text, &end, 10);
-	if (errno || end == text || *end != '\0' || text[0] == '-' || value > max)
-		return false;
-	*out = value;
-	return true;
 }
 
 static bool is_power_of_two(uint64_t v)
@@ -150,7 +118,7 @@ static enum options_result parse_ring_pages(const char *arg, struct collector_op
 	if (g < 0)
 		return usage_error("--ring-pages: unknown group '%s' (groups: p2pmsg connection "
 				   "mempool validation utxocache coin_selection)", group);
-	if (!parse_u32(eq + 1, 1ul << 20, &pages) || !is_power_of_two(pages))
+	if (!cli_parse_uint(eq + 1, 1, 1ul << 20, &pages) || !is_power_of_two(pages))
 		return usage_error("--ring-pages: '%s' is not a power of two between 1 and 1048576",
 				   eq + 1);
 	opts->ring_pages[g] = (unsigned)pages;
@@ -178,7 +146,7 @@ static enum options_result parse_one(int c, const char *arg, struct collector_op
 	switch (c) {
 	case 'b': opts->bitcoind_path = arg; break;
 	case OPT_PID:
-		if (!parse_u32(arg, INT_MAX, &value) || value == 0)
+		if (!cli_parse_uint(arg, 1, INT_MAX, &value))
 			return usage_error("--bitcoind-pid: '%s' is not a process id", arg);
 		opts->bitcoind_pid = (pid_t)value;
 		break;
@@ -191,7 +159,7 @@ static enum options_result parse_one(int c, const char *arg, struct collector_op
 	case OPT_COIN_SELECTION: opts->group_enabled[GROUP_COIN_SELECTION] = true; break;
 	case OPT_QUEUE: opts->queue_dir = arg; break;
 	case OPT_QUEUE_SIZE:
-		if (!parse_size(arg, &opts->queue_size) || !is_power_of_two(opts->queue_size) ||
+		if (!cli_parse_size(arg, &opts->queue_size) || !is_power_of_two(opts->queue_size) ||
 		    opts->queue_size < QUEUE_MIN_CAPACITY || opts->queue_size > QUEUE_MAX_CAPACITY)
 			return usage_error("--queue-size: '%s' is not a power of two between 64K and 64G",
 					   arg);
@@ -211,7 +179,7 @@ static enum options_result parse_one(int c, const char *arg, struct collector_op
 	case OPT_LIST: opts->list_tracepoints = true; break;
 	case OPT_READY_FILE: opts->ready_file = arg; break;
 	case OPT_STATS_INTERVAL:
-		if (!parse_u32(arg, 3600, &value) || value == 0)
+		if (!cli_parse_uint(arg, 1, 3600, &value))
 			return usage_error("--stats-interval: '%s' is not a number of seconds (1-3600)",
 					   arg);
 		opts->stats_interval_ms = (unsigned)value * 1000;
@@ -232,24 +200,16 @@ enum options_result options_parse(int argc, char **argv, struct collector_option
 {
 	options_defaults(opts);
 	opterr = 0;
+	optind = 1;
 	int c;
-	while ((c = getopt_long(argc, argv, ":b:l:hV", long_options, NULL)) != -1) {
-		if (c == 'h') {
-			printf("%s\n\n%s", usage_line, help_text);
-			return OPTIONS_EXIT_OK;
-		}
-		if (c == 'V') {
-			printf("ebpf-collector %s\n", EXTRACTOR_VERSION);
-			return OPTIONS_EXIT_OK;
-		}
-		if (c == '?')
-			return usage_error("unknown option '%s'", argv[optind - 1]);
-		if (c == ':')
-			return usage_error("option '%s' needs a value", argv[optind - 1]);
+	enum cli_step step;
+	while ((step = cli_next(&program, argc, argv, ":b:l:hV", long_options, &c)) == CLI_OPTION) {
 		enum options_result r = parse_one(c, optarg, opts);
 		if (r != OPTIONS_RUN)
 			return r;
 	}
+	if (step != CLI_END)
+		return step == CLI_EXIT_OK ? OPTIONS_EXIT_OK : OPTIONS_USAGE_ERROR;
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (!opts->bitcoind_path)

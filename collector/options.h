@@ -32,7 +32,4 @@ enum options_result { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_USAGE_ERROR };
  * error and the usage line (OPTIONS_USAGE_ERROR, exit 2) itself. */
 enum options_result options_parse(int argc, char **argv, struct collector_options *opts);
 
-/* "256M", "1G", "65536" -> bytes; false on garbage or overflow. */
-bool parse_size(const char *text, uint64_t *out);
-
 #endif

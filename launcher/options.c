@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "log.h"
 #include "tracepoints_table.h"
 
@@ -220,57 +221,19 @@ char *options_absolute(const char *path)
 	return out;
 }
 
+static const struct cli_program program = { "ebpf-extractor", usage_line, help_text };
+
 static enum options_result usage_error(const char *fmt, const char *arg)
 {
-	fprintf(stderr, "ebpf-extractor: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n%s\n", usage_line);
+	cli_usage_error(&program, fmt, arg);
 	return OPTIONS_USAGE_ERROR;
-}
-
-static bool parse_uint(const char *text, unsigned long min, unsigned long max,
-		       unsigned long *out)
-{
-	char *end;
-	errno = 0;
-	if (!isdigit((unsigned char)text[0]))
-		return false;
-	unsigned long v = strtoul(text, &end, 10);
-	if (errno || *end != '\0' || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-/* Seconds, decimals allowed, as the publisher takes them. */
-static bool parse_seconds(const char *text, double max_s, unsigned *ms_out)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(text, &end);
-	if (errno || end == text || *end != '\0' || !isfinite(v) || v < 0 || v > max_s)
-		return false;
-	*ms_out = (unsigned)(v * 1000.0 + 0.5);
-	return true;
 }
 
 /* "256M", "1G", "65536": a power of two (the collector checks the range). */
 static bool size_looks_valid(const char *text)
 {
-	char *end;
-	errno = 0;
-	if (!isdigit((unsigned char)text[0]))
-		return false;
-	unsigned long long v = strtoull(text, &end, 10);
-	if (errno || v == 0 || (v & (v - 1)))
-		return false;
-	if (*end && strchr("kKmMgG", *end))
-		end++;
-	if (*end == 'i' && end[1] == 'B')
-		end += 2;
-	else if (*end == 'B')
-		end++;
-	return *end == '\0';
+	uint64_t v;
+	return cli_parse_size(text, &v) && v && !(v & (v - 1));
 }
 
 static void pass(struct arglist *l, const char *flag, const char *value)
@@ -332,7 +295,7 @@ static enum options_result parse_one(int c, const char *arg, struct launcher_opt
 		o->bitcoind_path = arg;
 		return pass_path(col, "--bitcoind-path", arg);
 	case OPT_PID:
-		if (!parse_uint(arg, 1, INT_MAX, &v))
+		if (!cli_parse_uint(arg, 1, INT_MAX, &v))
 			return usage_error("--bitcoind-pid: '%s' is not a process id", arg);
 		st->have_pid = true;
 		pass(col, "--bitcoind-pid", arg);
@@ -378,7 +341,7 @@ static enum options_result parse_one(int c, const char *arg, struct launcher_opt
 		if (group_find(group) < 0)
 			return usage_error("--ring-pages: unknown group '%s' (groups: p2pmsg connection "
 					   "mempool validation utxocache coin_selection)", group);
-		if (!parse_uint(eq + 1, 1, 1ul << 20, &v) || (v & (v - 1)))
+		if (!cli_parse_uint(eq + 1, 1, 1ul << 20, &v) || (v & (v - 1)))
 			return usage_error("--ring-pages: '%s' is not a power of two between 1 and "
 					   "1048576", eq + 1);
 		pass(col, "--ring-pages", arg);
@@ -396,7 +359,7 @@ static enum options_result parse_one(int c, const char *arg, struct launcher_opt
 		pass(col, "--attach-mode", arg);
 		break;
 	case OPT_STATS_INTERVAL:
-		if (!parse_uint(arg, 1, 3600, &v))
+		if (!cli_parse_uint(arg, 1, 3600, &v))
 			return usage_error("--stats-interval: '%s' is not a whole number of seconds "
 					   "(1-3600)", arg);
 		pass(col, "--stats-interval", arg);
@@ -424,7 +387,7 @@ static enum options_result parse_one(int c, const char *arg, struct launcher_opt
 		pass(pub, "--node-name", arg);
 		break;
 	case OPT_DRAIN_TIMEOUT:
-		if (!parse_seconds(arg, 3600, &o->drain_timeout_ms))
+		if (!cli_parse_seconds(arg, 0, 3600, &o->drain_timeout_ms))
 			return usage_error("--drain-timeout: '%s' is not a number of seconds (0-3600)",
 					   arg);
 		pass(pub, "--drain-timeout", arg);
@@ -482,30 +445,17 @@ enum options_result options_parse(int argc, char **argv, struct launcher_options
 	opterr = 0;
 	optind = 1;
 	int c;
-	while ((c = getopt_long(argc, argv, ":n:a:u:p:f:b:l:ihV", long_options, NULL)) != -1) {
-		if (c == 'h') {
-			printf("%s\n\n%s", usage_line, help_text);
-			return OPTIONS_EXIT_OK;
-		}
-		if (c == 'V') {
-			printf("ebpf-extractor %s\n", EXTRACTOR_VERSION);
-			return OPTIONS_EXIT_OK;
-		}
-		if (c == '?') {
-			if (optopt > 0 && optopt < 256) {
-				char flag[3] = { '-', (char)optopt, '\0' };
-				return usage_error("unknown option '%s'", flag);
-			}
-			return usage_error("unknown option '%s'", argv[optind - 1]);
-		}
-		if (c == ':')
-			return usage_error("option '%s' needs a value", argv[optind - 1]);
+	enum cli_step step;
+	while ((step = cli_next(&program, argc, argv, ":n:a:u:p:f:b:l:ihV", long_options, &c)) ==
+	       CLI_OPTION) {
 		if (c == 'a')
 			c = 'n'; /* -a: peer-observer's current short name of --nats-address */
 		enum options_result r = parse_one(c, optarg, o, &st);
 		if (r != OPTIONS_RUN)
 			return r;
 	}
+	if (step != CLI_END)
+		return step == CLI_EXIT_OK ? OPTIONS_EXIT_OK : OPTIONS_USAGE_ERROR;
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (!o->bitcoind_path)

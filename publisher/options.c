@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "encode.h"
+#include "cli.h"
 #include "log.h"
 #include "queue.h"
 
@@ -88,24 +89,12 @@ const char *options_usage_line(void)
 	return usage_line;
 }
 
+static const struct cli_program program = { "ebpf-publisher", usage_line, help_text };
+
 static enum options_result usage_error(const char *fmt, const char *arg)
 {
-	fprintf(stderr, "ebpf-publisher: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n%s\n", usage_line);
+	cli_usage_error(&program, fmt, arg);
 	return OPTIONS_USAGE_ERROR;
-}
-
-/* Seconds, decimals allowed ("2", "0.5"), within [min_s, max_s]. */
-static bool parse_seconds(const char *text, double min_s, double max_s, unsigned *ms_out)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(text, &end);
-	if (errno || end == text || *end != '\0' || !isfinite(v) || v < min_s || v > max_s)
-		return false;
-	*ms_out = (unsigned)(v * 1000.0 + 0.5);
-	return true;
 }
 
 static void free_servers(struct publisher_options *opts)
@@ -229,12 +218,12 @@ static enum options_result parse_one(int c, const char *arg, struct publisher_op
 		opts->queue_dir = arg;
 		break;
 	case OPT_DRAIN_TIMEOUT:
-		if (!parse_seconds(arg, 0, 3600, &opts->drain_timeout_ms))
+		if (!cli_parse_seconds(arg, 0, 3600, &opts->drain_timeout_ms))
 			return usage_error("--drain-timeout: '%s' is not a number of seconds (0-3600)",
 					   arg);
 		break;
 	case OPT_STATS_INTERVAL:
-		if (!parse_seconds(arg, 0.1, 3600, &opts->stats_interval_ms))
+		if (!cli_parse_seconds(arg, 0.1, 3600, &opts->stats_interval_ms))
 			return usage_error("--stats-interval: '%s' is not a number of seconds (0.1-3600)",
 					   arg);
 		break;
@@ -256,23 +245,15 @@ enum options_result options_parse(int argc, char **argv, struct publisher_option
 	opterr = 0;
 	optind = 1;
 	int c;
-	while ((c = getopt_long(argc, argv, ":a:n:u:p:f:l:hV", long_options, NULL)) != -1) {
-		if (c == 'h') {
-			printf("%s\n\n%s", usage_line, help_text);
-			return OPTIONS_EXIT_OK;
-		}
-		if (c == 'V') {
-			printf("ebpf-publisher %s\n", EXTRACTOR_VERSION);
-			return OPTIONS_EXIT_OK;
-		}
-		if (c == '?')
-			return usage_error("unknown option '%s'", argv[optind - 1]);
-		if (c == ':')
-			return usage_error("option '%s' needs a value", argv[optind - 1]);
+	enum cli_step step;
+	while ((step = cli_next(&program, argc, argv, ":a:n:u:p:f:l:hV", long_options, &c)) ==
+	       CLI_OPTION) {
 		enum options_result r = parse_one(c, optarg, opts);
 		if (r != OPTIONS_RUN)
 			return r;
 	}
+	if (step != CLI_END)
+		return step == CLI_EXIT_OK ? OPTIONS_EXIT_OK : OPTIONS_USAGE_ERROR;
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (opts->nats_password && opts->nats_password_file)

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <string.h>
 
+#include "cli.h"
 #include "options.h"
 #include "queue.h"
 
@@ -148,12 +149,12 @@ Test(options, stray_argument)
 Test(options, sizes)
 {
 	uint64_t v;
-	cr_assert(parse_size("65536", &v) && v == 65536);
-	cr_assert(parse_size("64K", &v) && v == 65536);
-	cr_assert(parse_size("256MiB", &v) && v == 256ull << 20);
-	cr_assert(parse_size("1G", &v) && v == 1ull << 30);
-	cr_assert(!parse_size("", &v));
-	cr_assert(!parse_size("-1", &v));
-	cr_assert(!parse_size("12X", &v));
-	cr_assert(!parse_size("99999999999999999999", &v));
+	cr_assert(cli_parse_size("65536", &v) && v == 65536);
+	cr_assert(cli_parse_size("64K", &v) && v == 65536);
+	cr_assert(cli_parse_size("256MiB", &v) && v == 256ull << 20);
+	cr_assert(cli_parse_size("1G", &v) && v == 1ull << 30);
+	cr_assert(!cli_parse_size("", &v));
+	cr_assert(!cli_parse_size("-1", &v));
+	cr_assert(!cli_parse_size("12X", &v));
+	cr_assert(!cli_parse_size("99999999999999999999", &v));
 }
