@@ -5,10 +5,13 @@
  * (bpf_shared.h).
  *
  * Every argument fetch and every user-memory read is checked: a failure
- * sets RECORD_FLAG_READ_FAILED(arg) and leaves that field zero. Records
- * are zeroed right after reservation (the ring does not zero them), so
- * padding, reserved fields and the tail of string buffers never carry
- * bytes of an earlier record. A string longer than its buffer sets
+ * sets RECORD_FLAG_READ_FAILED(arg) and leaves that field zero. The ring
+ * does not zero records, and we do not zero them whole either: every
+ * header and body field is written, reserved fields are zeroed by the
+ * handler (ZERO), string buffers are zeroed before the read and hashes on
+ * a failed argument, so padding, reserved fields and the tail of string
+ * buffers never carry bytes of an earlier record. A string longer than
+ * its buffer sets
  * RECORD_FLAG_TRUNCATED(arg). A failed reservation counts one lost event
  * for the tracepoint in drop_counts.
  *
@@ -54,6 +57,19 @@ __u32 reader_sleeping = 0;
 /* one cache line per CPU slot, for a full fence on a line nobody shares */
 __u64 fence_slots[DROP_SLOTS][8] = {};
 
+/* A quarter of each group's ring size in bytes: more unread data than this
+ * forces a wake-up. The collector sets it with the ring size before load
+ * (collector/main.c load_bpf()); the defaults match the default sizes.
+ * Read-only once loaded, so the verifier sees a constant. */
+const volatile __u64 ring_wake_bytes[GROUP_COUNT] = {
+	[GROUP_P2PMSG] = RING_PAGES_P2PMSG * RING_PAGE_SIZE / 4,
+	[GROUP_CONNECTION] = RING_PAGES_CONNECTION * RING_PAGE_SIZE / 4,
+	[GROUP_MEMPOOL] = RING_PAGES_MEMPOOL * RING_PAGE_SIZE / 4,
+	[GROUP_VALIDATION] = RING_PAGES_VALIDATION * RING_PAGE_SIZE / 4,
+	[GROUP_UTXOCACHE] = RING_PAGES_UTXOCACHE * RING_PAGE_SIZE / 4,
+	[GROUP_COIN_SELECTION] = RING_PAGES_COIN_SELECTION * RING_PAGE_SIZE / 4,
+};
+
 /* ---- ring buffers, one per group ---- */
 
 #define RING(name, pages)                                                      \
@@ -80,9 +96,12 @@ static __always_inline void count_drop(__u16 tp)
 	__sync_fetch_and_add(&drop_seq[tp], 1);
 }
 
-/* Applies the pid filter, then reserves a zeroed event record of
+/* Applies the pid filter, then reserves an event record of
  * header + body_size bytes and fills its header (flags are set at submit).
- * NULL when the process is filtered out or the ring is full (counted). */
+ * The body is not zeroed: every handler writes every field of it, zeroes
+ * its reserved fields, and arg_str()/arg_hash() zero what they did not
+ * fill. NULL when the process is filtered out or the ring is full
+ * (counted). */
 static __always_inline struct record_header *event_reserve(void *ring, __u32 body_size, __u16 tp)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -98,7 +117,6 @@ static __always_inline struct record_header *event_reserve(void *ring, __u32 bod
 		count_drop(tp);
 		return NULL;
 	}
-	__builtin_memset(h, 0, sizeof(*h) + body_size);
 	h->kind = RECORD_EVENT;
 	h->tracepoint = tp;
 	h->length = sizeof(*h) + body_size;
@@ -110,27 +128,30 @@ static __always_inline struct record_header *event_reserve(void *ring, __u32 bod
 	return h;
 }
 
-/* Flags for bpf_ringbuf_submit of the last record of an event. The fence
- * (any atomic is a full barrier) orders the reservation's producer position
- * before the load of reader_sleeping; the collector stores
- * reader_sleeping = 1, fences, then checks the producer positions: one of
- * the two sees the other. */
-static __always_inline __u64 wake_flags(void *ring)
+/* Flags for bpf_ringbuf_submit of the last record of an event: a wake-up
+ * when the ring holds more than a quarter of its size unread (one
+ * bpf_ringbuf_query against ring_wake_bytes), else when the collector said
+ * it sleeps. The fence (any atomic is a full barrier), needed only for the
+ * second test, orders the reservation's producer position before the load
+ * of reader_sleeping; the collector stores reader_sleeping = 1, fences,
+ * then checks the producer positions: one of the two sees the other. */
+static __always_inline __u64 wake_flags(void *ring, enum tracepoint_group g)
 {
+	if (bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) > ring_wake_bytes[g])
+		return BPF_RB_FORCE_WAKEUP;
 	__sync_fetch_and_add(&fence_slots[bpf_get_smp_processor_id() & (DROP_SLOTS - 1)][0], 1);
 	if (*(volatile __u32 *)&reader_sleeping)
-		return BPF_RB_FORCE_WAKEUP;
-	if (bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) > bpf_ringbuf_query(ring, BPF_RB_RING_SIZE) / 4)
 		return BPF_RB_FORCE_WAKEUP;
 	return BPF_RB_NO_WAKEUP;
 }
 
-static __always_inline void event_submit_ring(void *ring, struct record_header *h, __u32 flags)
+static __always_inline void event_submit_ring(void *ring, enum tracepoint_group g,
+					      struct record_header *h, __u32 flags)
 {
 	h->flags = flags;
-	bpf_ringbuf_submit(h, wake_flags(ring));
+	bpf_ringbuf_submit(h, wake_flags(ring, g));
 }
-#define event_submit(h, fl) event_submit_ring(ring_, h, fl)
+#define event_submit(h, fl) event_submit_ring(ring_, group_, h, fl)
 
 /* USDT argument i, with the contract of usdt.bpf.h's bpf_usdt_arg() (0, or
  * a negative error with *res = 0) and the same spec map and spec id (the
@@ -176,21 +197,29 @@ static __always_inline int usdt_reg(struct pt_regs *ctx, short off, unsigned lon
 	}
 }
 
+/* The USDT spec of the tracepoint that fired (the spec id is the cookie,
+ * or from the ip map on kernels without cookies), looked up once per
+ * event; NULL when there is none, and then every argument fails. */
+static __always_inline struct __bpf_usdt_spec *usdt_spec(struct pt_regs *ctx)
+{
+	int id = __bpf_usdt_spec_id(ctx);
+
+	if (id < 0)
+		return NULL;
+	return bpf_map_lookup_elem(&__bpf_usdt_specs, &id);
+}
+
 /* A BPF-to-BPF call, not inlined (as bpf_usdt_arg is): inlined at every
  * argument, the 17-way register switch made the object six times larger,
- * for no gain bench/tracepoint could tell from noise. */
-static __noinline int usdt_arg(struct pt_regs *ctx, __u64 i, long *res)
+ * for no gain bench/tracepoint could tell from noise. spec is from
+ * usdt_spec(), once per event. */
+static __noinline int usdt_arg(struct pt_regs *ctx, struct __bpf_usdt_spec *spec, __u64 i,
+			       long *res)
 {
-	struct __bpf_usdt_spec *spec;
 	struct __bpf_usdt_arg_spec *a;
 	unsigned long val;
-	int id;
 
 	*res = 0;
-	id = __bpf_usdt_spec_id(ctx);
-	if (id < 0)
-		return -ESRCH;
-	spec = bpf_map_lookup_elem(&__bpf_usdt_specs, &id);
 	if (!spec)
 		return -ESRCH;
 	if (i >= BPF_USDT_MAX_ARG_CNT || i >= spec->arg_cnt)
@@ -223,53 +252,100 @@ static __noinline int usdt_arg(struct pt_regs *ctx, __u64 i, long *res)
 	return 0;
 }
 
-/* Declares hdr (the reserved record), b (its body of struct type) and
- * flags; returns from the program when nothing was reserved. */
-#define EVENT_BEGIN(ring, tp, type)                                            \
+/* Declares hdr (the reserved record), b (its body of struct type), spec
+ * (the USDT spec, once per event) and flags; returns from the program
+ * when nothing was reserved. The body is not zeroed (event_reserve). */
+#define EVENT_BEGIN(ring, group, tp, type)                                     \
 	__u32 flags = 0;                                                       \
 	void *ring_ = &(ring);                                                 \
+	const enum tracepoint_group group_ = (group);                          \
 	struct record_header *hdr = event_reserve(&(ring), sizeof(struct type), (tp)); \
+	struct __bpf_usdt_spec *spec;                                          \
 	struct type *b;                                                        \
 	if (!hdr)                                                              \
 		return 0;                                                      \
-	b = (struct type *)(hdr + 1)
+	b = (struct type *)(hdr + 1);                                          \
+	spec = usdt_spec(ctx)
+
+/* A reserved (padding) field of the body: zero, as the record is not. */
+#define ZERO(field) __builtin_memset(&(field), 0, sizeof(field))
 
 /* Integer (or bool, or pointer) argument i; 0 and flagged on failure. */
-static __always_inline long arg_int(struct pt_regs *ctx, __u32 i, __u32 *flags)
+static __always_inline long arg_int(struct pt_regs *ctx, struct __bpf_usdt_spec *spec, __u32 i,
+				    __u32 *flags)
 {
 	long v;
 
-	if (usdt_arg(ctx, i, &v)) {
+	if (usdt_arg(ctx, spec, i, &v)) {
 		*flags |= RECORD_FLAG_READ_FAILED(i);
 		return 0; /* usdt_arg set v = 0 too */
 	}
 	return v;
 }
 
+/* Every hash and string field of record.h starts at a multiple of 8 bytes
+ * and is a multiple of 8 bytes long: arg_hash() and arg_str() zero them
+ * with 8-byte stores (without the hint, clang stores byte by byte). */
+#define ALIGNED8(type, field)                                                  \
+	_Static_assert(__builtin_offsetof(struct type, field) % 8 == 0 &&      \
+			       sizeof(((struct type *)0)->field) % 8 == 0,     \
+		       #type "." #field ": 8-byte aligned and sized")
+ALIGNED8(ev_net_message, addr);
+ALIGNED8(ev_net_message, conn_type);
+ALIGNED8(ev_net_message, msg_type);
+ALIGNED8(ev_net_connection, addr);
+ALIGNED8(ev_net_connection, conn_type);
+ALIGNED8(ev_net_closed, addr);
+ALIGNED8(ev_net_closed, conn_type);
+ALIGNED8(ev_net_misbehaving, message);
+ALIGNED8(ev_block_connected, block_hash);
+ALIGNED8(ev_utxocache_coin, txid);
+ALIGNED8(ev_selected_coins, wallet);
+ALIGNED8(ev_selected_coins, algorithm);
+ALIGNED8(ev_normal_create_tx, wallet);
+ALIGNED8(ev_attempting_aps, wallet);
+ALIGNED8(ev_aps_create_tx, wallet);
+ALIGNED8(ev_mempool_added, txid);
+ALIGNED8(ev_mempool_removed, txid);
+ALIGNED8(ev_mempool_removed, reason);
+ALIGNED8(ev_mempool_replaced, replaced_txid);
+ALIGNED8(ev_mempool_replaced, replacement_txid);
+ALIGNED8(ev_mempool_rejected, txid);
+ALIGNED8(ev_mempool_rejected, reason);
+_Static_assert(sizeof(struct record_header) % 8 == 0, "bodies start on 8 bytes");
+#undef ALIGNED8
+
 /* 32-byte hash argument i, copied as passed (internal byte order). dst is
- * zero (from event_reserve, or zeroed by the helper) when flagged. */
-static __always_inline void arg_hash(struct pt_regs *ctx, __u32 i, __u8 *dst, __u32 *flags)
+ * zero when flagged: zeroed here when the argument failed, by the helper
+ * when the read did. */
+static __always_inline void arg_hash(struct pt_regs *ctx, struct __bpf_usdt_spec *spec, __u32 i,
+				     __u8 *dst, __u32 *flags)
 {
 	long p;
 
-	if (usdt_arg(ctx, i, &p) || bpf_probe_read_user(dst, HASH_LEN, (const void *)p))
+	if (usdt_arg(ctx, spec, i, &p)) {
+		__builtin_memset(__builtin_assume_aligned(dst, 8), 0, HASH_LEN);
 		*flags |= RECORD_FLAG_READ_FAILED(i);
+	} else if (bpf_probe_read_user(dst, HASH_LEN, (const void *)p)) {
+		*flags |= RECORD_FLAG_READ_FAILED(i);
+	}
 }
 
 /* NUL-terminated string argument i into dst[size] (size is a constant
- * after inlining). dst is zero beforehand, so the bytes after the NUL stay
+ * after inlining). dst is zeroed first, so the bytes after the NUL stay
  * zero; on a failed read the helper zeroes dst. bpf_probe_read_user_str
  * returns size both for a string of exactly size-1 bytes and for a longer
  * one (then it stores size-1 bytes and a NUL); in both cases it has read
  * src[size-1], which is the NUL only for the string that fits. If that byte
  * cannot be read again we flag truncation rather than risk a silent cut. */
-static __always_inline void arg_str(struct pt_regs *ctx, __u32 i, char *dst, __u32 size,
-				    __u32 *flags)
+static __always_inline void arg_str(struct pt_regs *ctx, struct __bpf_usdt_spec *spec, __u32 i,
+				    char *dst, __u32 size, __u32 *flags)
 {
 	long p, n;
 	char last;
 
-	if (usdt_arg(ctx, i, &p))
+	__builtin_memset(__builtin_assume_aligned(dst, 8), 0, size);
+	if (usdt_arg(ctx, spec, i, &p))
 		goto failed;
 	n = bpf_probe_read_user_str(dst, size, (const void *)p);
 	if (n < 0)
@@ -282,7 +358,7 @@ failed:
 	*flags |= RECORD_FLAG_READ_FAILED(i);
 }
 
-#define ARG_STR(ctx, i, field, flags) arg_str(ctx, i, field, sizeof(field), flags)
+#define ARG_STR(ctx, i, field, flags) arg_str(ctx, spec, i, field, sizeof(field), flags)
 
 /* ---- net:inbound_message, net:outbound_message ---- */
 
@@ -325,15 +401,15 @@ static __always_inline long emit_piece(struct chunk_ctx *c, __u64 off, __u64 n, 
 	ch->data_len = n;
 	ch->reserved = 0;
 	/* every chunk may fill the ring: each one checks */
-	bpf_ringbuf_submit(h, wake_flags(&ring_p2pmsg));
+	bpf_ringbuf_submit(h, wake_flags(&ring_p2pmsg, GROUP_P2PMSG));
 	return 0;
 }
 
-/* bpf_loop callback: chunk i of the payload, in the smallest size class
- * that holds it (64, 128, ..., CHUNK_DATA_MAX bytes). */
-static long emit_chunk(__u32 i, void *arg)
+/* Chunk i of the payload, in the smallest size class that holds it (64,
+ * 128, ..., CHUNK_DATA_MAX bytes). Returns 1 when it was the last chunk or
+ * the ring is full. */
+static __always_inline long emit_chunk_inline(__u32 i, struct chunk_ctx *c)
 {
-	struct chunk_ctx *c = arg;
 	__u64 off = (__u64)i * CHUNK_DATA_MAX;
 	__u64 n;
 
@@ -359,23 +435,30 @@ static long emit_chunk(__u32 i, void *arg)
 	return emit_piece(c, off, n, CHUNK_CLASS_SIZE(9));
 }
 
+/* bpf_loop callback for payloads of more than one chunk */
+static long emit_chunk(__u32 i, void *arg)
+{
+	return emit_chunk_inline(i, arg);
+}
+
 /* int64 peer_id, str addr, str conn_type, str msg_type, uint64 size,
  * bytes payload */
 static __always_inline int p2p_message(struct pt_regs *ctx, __u16 tp)
 {
-	EVENT_BEGIN(ring_p2pmsg, tp, ev_net_message);
+	EVENT_BEGIN(ring_p2pmsg, GROUP_P2PMSG, tp, ev_net_message);
 	struct chunk_ctx c = {};
 
 	(void)ring_;
+	(void)group_;
 
-	b->peer_id = arg_int(ctx, 0, &flags);
+	b->peer_id = arg_int(ctx, spec, 0, &flags);
 	ARG_STR(ctx, 1, b->addr, &flags);
 	ARG_STR(ctx, 2, b->conn_type, &flags);
 	ARG_STR(ctx, 3, b->msg_type, &flags);
-	b->size = arg_int(ctx, 4, &flags);
+	b->size = arg_int(ctx, spec, 4, &flags);
 	/* a failed pointer leaves src 0: every chunk is then flagged and zero,
 	 * so the chunk count still follows from size alone */
-	c.src = (const __u8 *)arg_int(ctx, 5, &flags);
+	c.src = (const __u8 *)arg_int(ctx, spec, 5, &flags);
 	c.len = b->size;
 	if (c.len > P2P_PAYLOAD_MAX) {
 		c.len = P2P_PAYLOAD_MAX;
@@ -387,9 +470,12 @@ static __always_inline int p2p_message(struct pt_regs *ctx, __u16 tp)
 	c.tp = tp;
 	hdr->flags = flags;
 	/* with chunks to follow, the last of them decides the wake-up */
-	bpf_ringbuf_submit(hdr, c.len ? BPF_RB_NO_WAKEUP : wake_flags(&ring_p2pmsg));
+	bpf_ringbuf_submit(hdr, c.len ? BPF_RB_NO_WAKEUP : wake_flags(&ring_p2pmsg, GROUP_P2PMSG));
 
-	if (c.len && bpf_loop(p2p_chunk_count(c.len), emit_chunk, &c, 0) < 0)
+	/* one chunk (most messages): inline, without bpf_loop's calls */
+	if (c.len && c.len <= CHUNK_DATA_MAX)
+		emit_chunk_inline(0, &c);
+	else if (c.len && bpf_loop(p2p_chunk_count(c.len), emit_chunk, &c, 0) < 0)
 		c.dropped = 1;
 	if (c.dropped)
 		count_drop(tp);
@@ -414,13 +500,14 @@ int handle_net_outbound_message(struct pt_regs *ctx)
  * uint64 existing_connections */
 static __always_inline int net_connection(struct pt_regs *ctx, __u16 tp)
 {
-	EVENT_BEGIN(ring_connection, tp, ev_net_connection);
+	EVENT_BEGIN(ring_connection, GROUP_CONNECTION, tp, ev_net_connection);
 
-	b->peer_id = arg_int(ctx, 0, &flags);
+	ZERO(b->reserved);
+	b->peer_id = arg_int(ctx, spec, 0, &flags);
 	ARG_STR(ctx, 1, b->addr, &flags);
 	ARG_STR(ctx, 2, b->conn_type, &flags);
-	b->network = arg_int(ctx, 3, &flags);
-	b->existing_connections = arg_int(ctx, 4, &flags);
+	b->network = arg_int(ctx, spec, 3, &flags);
+	b->existing_connections = arg_int(ctx, spec, 4, &flags);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -429,13 +516,14 @@ static __always_inline int net_connection(struct pt_regs *ctx, __u16 tp)
  * uint64 time_established */
 static __always_inline int net_closed(struct pt_regs *ctx, __u16 tp)
 {
-	EVENT_BEGIN(ring_connection, tp, ev_net_closed);
+	EVENT_BEGIN(ring_connection, GROUP_CONNECTION, tp, ev_net_closed);
 
-	b->peer_id = arg_int(ctx, 0, &flags);
+	ZERO(b->reserved);
+	b->peer_id = arg_int(ctx, spec, 0, &flags);
 	ARG_STR(ctx, 1, b->addr, &flags);
 	ARG_STR(ctx, 2, b->conn_type, &flags);
-	b->network = arg_int(ctx, 3, &flags);
-	b->time_established = arg_int(ctx, 4, &flags);
+	b->network = arg_int(ctx, spec, 3, &flags);
+	b->time_established = arg_int(ctx, spec, 4, &flags);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -468,9 +556,9 @@ int handle_net_evicted_inbound_connection(struct pt_regs *ctx)
 SEC("usdt")
 int handle_net_misbehaving_connection(struct pt_regs *ctx)
 {
-	EVENT_BEGIN(ring_connection, TP_NET_MISBEHAVING_CONNECTION, ev_net_misbehaving);
+	EVENT_BEGIN(ring_connection, GROUP_CONNECTION, TP_NET_MISBEHAVING_CONNECTION, ev_net_misbehaving);
 
-	b->peer_id = arg_int(ctx, 0, &flags);
+	b->peer_id = arg_int(ctx, spec, 0, &flags);
 	ARG_STR(ctx, 1, b->message, &flags);
 	event_submit(hdr, flags);
 	return 0;
@@ -483,14 +571,14 @@ int handle_net_misbehaving_connection(struct pt_regs *ctx)
 SEC("usdt")
 int handle_validation_block_connected(struct pt_regs *ctx)
 {
-	EVENT_BEGIN(ring_validation, TP_VALIDATION_BLOCK_CONNECTED, ev_block_connected);
+	EVENT_BEGIN(ring_validation, GROUP_VALIDATION, TP_VALIDATION_BLOCK_CONNECTED, ev_block_connected);
 
-	arg_hash(ctx, 0, b->block_hash, &flags);
-	b->height = arg_int(ctx, 1, &flags);
-	b->transactions = arg_int(ctx, 2, &flags);
-	b->inputs = arg_int(ctx, 3, &flags);
-	b->sigops = arg_int(ctx, 4, &flags);
-	b->duration_ns = arg_int(ctx, 5, &flags);
+	arg_hash(ctx, spec, 0, b->block_hash, &flags);
+	b->height = arg_int(ctx, spec, 1, &flags);
+	b->transactions = arg_int(ctx, spec, 2, &flags);
+	b->inputs = arg_int(ctx, spec, 3, &flags);
+	b->sigops = arg_int(ctx, spec, 4, &flags);
+	b->duration_ns = arg_int(ctx, spec, 5, &flags);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -502,13 +590,14 @@ int handle_validation_block_connected(struct pt_regs *ctx)
 SEC("usdt")
 int handle_utxocache_flush(struct pt_regs *ctx)
 {
-	EVENT_BEGIN(ring_utxocache, TP_UTXOCACHE_FLUSH, ev_utxocache_flush);
+	EVENT_BEGIN(ring_utxocache, GROUP_UTXOCACHE, TP_UTXOCACHE_FLUSH, ev_utxocache_flush);
 
-	b->duration_us = arg_int(ctx, 0, &flags);
-	b->mode = arg_int(ctx, 1, &flags);
-	b->coins = arg_int(ctx, 2, &flags);
-	b->memory_bytes = arg_int(ctx, 3, &flags);
-	b->for_prune = arg_int(ctx, 4, &flags);
+	ZERO(b->reserved);
+	b->duration_us = arg_int(ctx, spec, 0, &flags);
+	b->mode = arg_int(ctx, spec, 1, &flags);
+	b->coins = arg_int(ctx, spec, 2, &flags);
+	b->memory_bytes = arg_int(ctx, spec, 3, &flags);
+	b->for_prune = arg_int(ctx, spec, 4, &flags);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -516,13 +605,14 @@ int handle_utxocache_flush(struct pt_regs *ctx)
 /* hash32 txid, uint32 vout, uint32 height, int64 value, bool is_coinbase */
 static __always_inline int utxocache_coin(struct pt_regs *ctx, __u16 tp)
 {
-	EVENT_BEGIN(ring_utxocache, tp, ev_utxocache_coin);
+	EVENT_BEGIN(ring_utxocache, GROUP_UTXOCACHE, tp, ev_utxocache_coin);
 
-	arg_hash(ctx, 0, b->txid, &flags);
-	b->vout = arg_int(ctx, 1, &flags);
-	b->height = arg_int(ctx, 2, &flags);
-	b->value = arg_int(ctx, 3, &flags);
-	b->is_coinbase = arg_int(ctx, 4, &flags);
+	ZERO(b->reserved);
+	arg_hash(ctx, spec, 0, b->txid, &flags);
+	b->vout = arg_int(ctx, spec, 1, &flags);
+	b->height = arg_int(ctx, spec, 2, &flags);
+	b->value = arg_int(ctx, spec, 3, &flags);
+	b->is_coinbase = arg_int(ctx, spec, 4, &flags);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -551,13 +641,13 @@ int handle_utxocache_uncache(struct pt_regs *ctx)
 SEC("usdt")
 int handle_coin_selection_selected_coins(struct pt_regs *ctx)
 {
-	EVENT_BEGIN(ring_coin_selection, TP_COIN_SELECTION_SELECTED_COINS, ev_selected_coins);
+	EVENT_BEGIN(ring_coin_selection, GROUP_COIN_SELECTION, TP_COIN_SELECTION_SELECTED_COINS, ev_selected_coins);
 
 	ARG_STR(ctx, 0, b->wallet, &flags);
 	ARG_STR(ctx, 1, b->algorithm, &flags);
-	b->target = arg_int(ctx, 2, &flags);
-	b->waste = arg_int(ctx, 3, &flags);
-	b->selected_value = arg_int(ctx, 4, &flags);
+	b->target = arg_int(ctx, spec, 2, &flags);
+	b->waste = arg_int(ctx, spec, 3, &flags);
+	b->selected_value = arg_int(ctx, spec, 4, &flags);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -566,13 +656,14 @@ int handle_coin_selection_selected_coins(struct pt_regs *ctx)
 SEC("usdt")
 int handle_coin_selection_normal_create_tx_internal(struct pt_regs *ctx)
 {
-	EVENT_BEGIN(ring_coin_selection, TP_COIN_SELECTION_NORMAL_CREATE_TX_INTERNAL,
+	EVENT_BEGIN(ring_coin_selection, GROUP_COIN_SELECTION, TP_COIN_SELECTION_NORMAL_CREATE_TX_INTERNAL,
 		    ev_normal_create_tx);
 
+	ZERO(b->reserved);
 	ARG_STR(ctx, 0, b->wallet, &flags);
-	b->success = arg_int(ctx, 1, &flags);
-	b->fee = arg_int(ctx, 2, &flags);
-	b->change_pos = arg_int(ctx, 3, &flags);
+	b->success = arg_int(ctx, spec, 1, &flags);
+	b->fee = arg_int(ctx, spec, 2, &flags);
+	b->change_pos = arg_int(ctx, spec, 3, &flags);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -581,7 +672,7 @@ int handle_coin_selection_normal_create_tx_internal(struct pt_regs *ctx)
 SEC("usdt")
 int handle_coin_selection_attempting_aps_create_tx(struct pt_regs *ctx)
 {
-	EVENT_BEGIN(ring_coin_selection, TP_COIN_SELECTION_ATTEMPTING_APS_CREATE_TX,
+	EVENT_BEGIN(ring_coin_selection, GROUP_COIN_SELECTION, TP_COIN_SELECTION_ATTEMPTING_APS_CREATE_TX,
 		    ev_attempting_aps);
 
 	ARG_STR(ctx, 0, b->wallet, &flags);
@@ -593,14 +684,15 @@ int handle_coin_selection_attempting_aps_create_tx(struct pt_regs *ctx)
 SEC("usdt")
 int handle_coin_selection_aps_create_tx_internal(struct pt_regs *ctx)
 {
-	EVENT_BEGIN(ring_coin_selection, TP_COIN_SELECTION_APS_CREATE_TX_INTERNAL,
+	EVENT_BEGIN(ring_coin_selection, GROUP_COIN_SELECTION, TP_COIN_SELECTION_APS_CREATE_TX_INTERNAL,
 		    ev_aps_create_tx);
 
+	ZERO(b->reserved);
 	ARG_STR(ctx, 0, b->wallet, &flags);
-	b->use_aps = arg_int(ctx, 1, &flags);
-	b->success = arg_int(ctx, 2, &flags);
-	b->fee = arg_int(ctx, 3, &flags);
-	b->change_pos = arg_int(ctx, 4, &flags);
+	b->use_aps = arg_int(ctx, spec, 1, &flags);
+	b->success = arg_int(ctx, spec, 2, &flags);
+	b->fee = arg_int(ctx, spec, 3, &flags);
+	b->change_pos = arg_int(ctx, spec, 4, &flags);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -611,11 +703,12 @@ int handle_coin_selection_aps_create_tx_internal(struct pt_regs *ctx)
 SEC("usdt")
 int handle_mempool_added(struct pt_regs *ctx)
 {
-	EVENT_BEGIN(ring_mempool, TP_MEMPOOL_ADDED, ev_mempool_added);
+	EVENT_BEGIN(ring_mempool, GROUP_MEMPOOL, TP_MEMPOOL_ADDED, ev_mempool_added);
 
-	arg_hash(ctx, 0, b->txid, &flags);
-	b->vsize = arg_int(ctx, 1, &flags);
-	b->fee = arg_int(ctx, 2, &flags);
+	ZERO(b->reserved);
+	arg_hash(ctx, spec, 0, b->txid, &flags);
+	b->vsize = arg_int(ctx, spec, 1, &flags);
+	b->fee = arg_int(ctx, spec, 2, &flags);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -624,13 +717,14 @@ int handle_mempool_added(struct pt_regs *ctx)
 SEC("usdt")
 int handle_mempool_removed(struct pt_regs *ctx)
 {
-	EVENT_BEGIN(ring_mempool, TP_MEMPOOL_REMOVED, ev_mempool_removed);
+	EVENT_BEGIN(ring_mempool, GROUP_MEMPOOL, TP_MEMPOOL_REMOVED, ev_mempool_removed);
 
-	arg_hash(ctx, 0, b->txid, &flags);
+	ZERO(b->reserved);
+	arg_hash(ctx, spec, 0, b->txid, &flags);
 	ARG_STR(ctx, 1, b->reason, &flags);
-	b->vsize = arg_int(ctx, 2, &flags);
-	b->fee = arg_int(ctx, 3, &flags);
-	b->entry_time = arg_int(ctx, 4, &flags);
+	b->vsize = arg_int(ctx, spec, 2, &flags);
+	b->fee = arg_int(ctx, spec, 3, &flags);
+	b->entry_time = arg_int(ctx, spec, 4, &flags);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -641,16 +735,17 @@ int handle_mempool_removed(struct pt_regs *ctx)
 SEC("usdt")
 int handle_mempool_replaced(struct pt_regs *ctx)
 {
-	EVENT_BEGIN(ring_mempool, TP_MEMPOOL_REPLACED, ev_mempool_replaced);
+	EVENT_BEGIN(ring_mempool, GROUP_MEMPOOL, TP_MEMPOOL_REPLACED, ev_mempool_replaced);
 
-	arg_hash(ctx, 0, b->replaced_txid, &flags);
-	b->replaced_vsize = arg_int(ctx, 1, &flags);
-	b->replaced_fee = arg_int(ctx, 2, &flags);
-	b->replaced_entry_time = arg_int(ctx, 3, &flags);
-	arg_hash(ctx, 4, b->replacement_txid, &flags);
-	b->replacement_vsize = arg_int(ctx, 5, &flags);
-	b->replacement_fee = arg_int(ctx, 6, &flags);
-	b->replaced_by_transaction = arg_int(ctx, 7, &flags);
+	ZERO(b->reserved);
+	arg_hash(ctx, spec, 0, b->replaced_txid, &flags);
+	b->replaced_vsize = arg_int(ctx, spec, 1, &flags);
+	b->replaced_fee = arg_int(ctx, spec, 2, &flags);
+	b->replaced_entry_time = arg_int(ctx, spec, 3, &flags);
+	arg_hash(ctx, spec, 4, b->replacement_txid, &flags);
+	b->replacement_vsize = arg_int(ctx, spec, 5, &flags);
+	b->replacement_fee = arg_int(ctx, spec, 6, &flags);
+	b->replaced_by_transaction = arg_int(ctx, spec, 7, &flags);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -659,9 +754,9 @@ int handle_mempool_replaced(struct pt_regs *ctx)
 SEC("usdt")
 int handle_mempool_rejected(struct pt_regs *ctx)
 {
-	EVENT_BEGIN(ring_mempool, TP_MEMPOOL_REJECTED, ev_mempool_rejected);
+	EVENT_BEGIN(ring_mempool, GROUP_MEMPOOL, TP_MEMPOOL_REJECTED, ev_mempool_rejected);
 
-	arg_hash(ctx, 0, b->txid, &flags);
+	arg_hash(ctx, spec, 0, b->txid, &flags);
 	ARG_STR(ctx, 1, b->reason, &flags);
 	event_submit(hdr, flags);
 	return 0;

@@ -325,6 +325,8 @@ static int load_bpf(struct collector *c)
 		/* A disabled group's ring still exists: make it one page. */
 		unsigned pages = c->opts->group_enabled[g] ? c->opts->ring_pages[g] : 1;
 		bpf_map__set_max_entries(ring_map(c->skel, g), pages * RING_PAGE_SIZE);
+		/* more unread bytes than this force a wake-up (extractor.bpf.c) */
+		c->skel->rodata->ring_wake_bytes[g] = (__u64)pages * RING_PAGE_SIZE / 4;
 	}
 	struct bpf_program *prog;
 	bpf_object__for_each_program(prog, c->skel->obj) {

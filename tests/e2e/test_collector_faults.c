@@ -1264,6 +1264,9 @@ Test(faults, perf_mode_exits_when_the_binary_is_written_in_place)
 Test(faults, restart_on_a_full_queue_still_writes_the_started_record)
 {
 	const enum tracepoint_id tp = TP_MEMPOOL_ADDED;
+	/* The events are read long after they fired: check their times
+	 * against the test's start, not the start of the reading. */
+	uint64_t test_start_ns = e2e_unix_ns();
 	const char *extra[] = { "--queue-size", "64K", "--stats-interval", "1", NULL };
 	start_collector(true, extra);
 	pid_t first = env.collector;
@@ -1289,6 +1292,7 @@ Test(faults, restart_on_a_full_queue_still_writes_the_started_record)
 	/* the publisher comes back: read everything */
 	struct stream s;
 	stream_init(&s, 0);
+	s.start_ns = test_start_ns;
 	uint64_t deadline = monotonic_ms() + DEADLINE_MS;
 	for (;;) {
 		const struct per_pid *p = find_pid(&s, tracee);
