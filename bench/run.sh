@@ -51,7 +51,20 @@ section_tracepoint() {
 	echo
 }
 
-SECTIONS="queue tracepoint"
+# ---- section: e2e --------------------------------------------------------
+# End-to-end events/s from the traced program to a NATS subscriber with
+# nothing lost (bench/e2e/run.sh; needs root for eBPF and nats-server):
+# mempool:added and P2P messages of 100 B, 10 KB and 1 MB; the highest
+# lossless rate, and CPU us/event of collector and publisher (RUNS=N,
+# BUDGET=seconds of rate search per workload, WORKLOADS="...").
+# Goal: >= 500,000 small events/s end to end with nothing lost.
+section_e2e() {
+	echo "== e2e: end-to-end throughput to a NATS subscriber (bench/e2e) =="
+	"$root/bench/e2e/run.sh" "$build"
+	echo
+}
+
+SECTIONS="queue tracepoint e2e"
 
 requested=${*:-$SECTIONS}
 for s in $requested; do
