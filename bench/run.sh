@@ -64,7 +64,17 @@ section_e2e() {
 	echo
 }
 
-SECTIONS="queue tracepoint e2e"
+# ---- section: decode ------------------------------------------------------
+# The P2P decoder's speed (bench/decode/decode_bench.c): a 4,000,000-byte
+# block message and a stream of typical small messages, MB/s and messages/s.
+section_decode() {
+	echo "== decode: P2P message decoder (bench/decode/decode_bench.c) =="
+	build_targets decode_bench
+	"$build/bench/decode/decode_bench" 2
+	echo
+}
+
+SECTIONS="queue tracepoint e2e decode"
 
 requested=${*:-$SECTIONS}
 for s in $requested; do

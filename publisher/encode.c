@@ -187,6 +187,10 @@ int encoder_init(struct encoder *e, const char *node, const char *prefix,
 		subject_token(node, e->prefix + 4, sizeof(e->prefix) - 4);
 	}
 	e->pid = (uint32_t)getpid();
+	if (p2p_decoder_init(&e->dec) != 0) {
+		fail(err, "cannot make a SHA-256 context (OpenSSL)");
+		return -1;
+	}
 	msgpack_sbuffer_init(&e->buf);
 	msgpack_packer_init(&e->pk, &e->buf, msgpack_sbuffer_write);
 	return 0;
@@ -195,6 +199,7 @@ int encoder_init(struct encoder *e, const char *node, const char *prefix,
 void encoder_free(struct encoder *e)
 {
 	msgpack_sbuffer_destroy(&e->buf);
+	p2p_decoder_free(&e->dec);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -362,6 +367,25 @@ static int pk_flag_keys(msgpack_packer *pk, const struct event_field *f, int i, 
 
 /* ---- tracepoint events ---- */
 
+/* The most bytes the `decoded` map of a P2P message may take
+ * (docs/events.md, "Decoded P2P messages"): max(64 KiB, 2 x the payload),
+ * and, when the server's max_payload is known (decoded_budget), no more
+ * than what is left of it once the record's own fields (at most the
+ * record's length plus 512 bytes of keys and headers) and 1 KiB of margin
+ * are taken. */
+#define DECODED_MIN_BUDGET 65536u
+static size_t decoded_budget(const struct encoder *e, uint32_t length, uint64_t payload_len)
+{
+	uint64_t b = payload_len * 2 > DECODED_MIN_BUDGET ? payload_len * 2 : DECODED_MIN_BUDGET;
+	if (e->decoded_budget) {
+		uint64_t other = (uint64_t)length + 512 + 1024;
+		uint64_t left = e->decoded_budget > other ? e->decoded_budget - other : 0;
+		if (left < b)
+			b = left;
+	}
+	return (size_t)b;
+}
+
 static int encode_event(struct encoder *e, uint64_t stream_id, uint64_t seq,
 			const struct record_header *h, const unsigned char *rec, uint32_t length,
 			char *err)
@@ -472,10 +496,37 @@ static int encode_event(struct encoder *e, uint64_t stream_id, uint64_t seq,
 		snprintf(e->subject + n, SUBJECT_MAX - (size_t)n, ".%s", token);
 	}
 
+	/* decoded P2P message */
+	int drc = P2P_UNKNOWN_TYPE;
+	bool dtrunc = false;
+	char derr[P2P_DECODE_ERROR_LEN] = "";
+	if (payload_idx >= 0 && msg_type_idx >= 0 &&
+	    p2p_decode_known((const char *)body + L->fields[msg_type_idx].offset)) {
+		const char *mt = (const char *)body + L->fields[msg_type_idx].offset;
+		size_t budget = decoded_budget(e, length, payload_len);
+		if (flags & (RECORD_FLAG_TRUNCATED(payload_idx) | RECORD_FLAG_READ_FAILED(payload_idx) |
+			     RECORD_FLAG_READ_FAILED(size_idx))) {
+			drc = P2P_DECODE_FAILED;
+			snprintf(derr, sizeof(derr), "not decoded: the payload is incomplete (%s)",
+				 flags & RECORD_FLAG_TRUNCATED(payload_idx) ? "payload_truncated"
+									     : "read_failed");
+		} else if (budget < 2 * P2P_DECODE_MARGIN) {
+			dtrunc = true; /* no room at all: no map */
+		} else {
+			drc = p2p_decode(&e->dec, mt, rec + fixed, (size_t)payload_len, budget, &dtrunc,
+					 derr);
+			if (drc == P2P_DECODE_NO_MEMORY)
+				goto nomem;
+		}
+	}
+	e->decode_failed = drc == P2P_DECODE_FAILED;
+
 	/* map */
 	msgpack_packer *pk = &e->pk;
 	uint32_t keys = COMMON_KEYS + (uint32_t)L->field_count + (uint32_t)__builtin_popcount(flags);
-	if (payload_idx >= 0 && reserve(e, fixed + payload_len + 1024) != 0)
+	keys += (drc == P2P_DECODED) + dtrunc + (drc == P2P_DECODE_FAILED);
+	size_t dsize = drc == P2P_DECODED ? e->dec.out.size : 0;
+	if (payload_idx >= 0 && reserve(e, fixed + payload_len + dsize + 1024) != 0)
 		goto nomem;
 	if (pk_common(e, keys, stream_id, seq, h, ev) != 0)
 		goto nomem;
@@ -485,6 +536,13 @@ static int encode_event(struct encoder *e, uint64_t stream_id, uint64_t seq,
 		    pk_flag_keys(pk, f, i, flags) != 0)
 			goto nomem;
 	}
+	if (drc == P2P_DECODED &&
+	    (pk_key(pk, "decoded") != 0 || msgpack_sbuffer_write(&e->buf, e->dec.out.data, dsize) != 0))
+		goto nomem;
+	if (dtrunc && pk_kv_bool(pk, "decoded_truncated", true) != 0)
+		goto nomem;
+	if (drc == P2P_DECODE_FAILED && pk_kv_str(pk, "decode_error", derr) != 0)
+		goto nomem;
 	return ENCODE_OK;
 nomem:
 	fail(err, "%s: out of memory encoding a record of %" PRIu32 " bytes", ev, length);
@@ -647,6 +705,7 @@ int encode_record(struct encoder *e, uint64_t stream_id, uint64_t seq, const voi
 
 	msgpack_sbuffer_clear(&e->buf);
 	e->subject[0] = '\0';
+	e->decode_failed = false;
 	if (err)
 		err[0] = '\0';
 	if (!rec || length < HDR_SIZE) {
@@ -695,6 +754,7 @@ int encode_record(struct encoder *e, uint64_t stream_id, uint64_t seq, const voi
 	if (rc != ENCODE_OK) {
 		msgpack_sbuffer_clear(&e->buf);
 		e->subject[0] = '\0';
+		e->decode_failed = false;
 	}
 	return rc;
 }
@@ -704,7 +764,7 @@ int encode_publisher_stats(struct encoder *e, const struct publisher_stats *st, 
 	msgpack_packer *pk = &e->pk;
 	msgpack_sbuffer_clear(&e->buf);
 	snprintf(e->subject, SUBJECT_MAX, "%s.extractor.publisher_stats", e->prefix);
-	if (msgpack_pack_map(pk, 17) != 0 || pk_kv_u64(pk, "stream_id", st->stream_id) != 0 ||
+	if (msgpack_pack_map(pk, 18) != 0 || pk_kv_u64(pk, "stream_id", st->stream_id) != 0 ||
 	    pk_kv_u64(pk, "time_ns", time_ns) != 0 || pk_kv_u64(pk, "pid", e->pid) != 0 ||
 	    pk_kv_str(pk, "node", e->node) != 0 || pk_kv_str(pk, "event", EVENT_PUBLISHER_STATS) != 0 ||
 	    pk_kv_u64(pk, "published", st->published) != 0 ||
@@ -713,6 +773,7 @@ int encode_publisher_stats(struct encoder *e, const struct publisher_stats *st, 
 	    pk_kv_u64(pk, "last_read_seq", st->last_read_seq) != 0 ||
 	    pk_kv_u64(pk, "refused_too_large", st->refused_too_large) != 0 ||
 	    pk_kv_u64(pk, "malformed", st->malformed) != 0 ||
+	    pk_kv_u64(pk, "decode_errors", st->decode_errors) != 0 ||
 	    pk_kv_u64(pk, "nats_errors", st->nats_errors) != 0 ||
 	    pk_kv_u64(pk, "reconnects", st->reconnects) != 0 ||
 	    pk_kv_u64(pk, "queue_used", st->queue_used) != 0 ||

@@ -10,6 +10,8 @@
 
 #include <msgpack.h>
 
+#include "p2p_decode.h"
+
 #define SUBJECT_MAX 512
 #define ENCODE_ERROR_LEN 256
 
@@ -28,6 +30,12 @@ struct encoder {
 	char node[256];      /* the "node" value */
 	char subject[SUBJECT_MAX];
 	uint32_t pid;        /* getpid() at encoder_init, for publisher_stats */
+	/* P2P decoding (p2p_decode.h; docs/events.md, "Decoded P2P messages") */
+	struct p2p_decoder dec;
+	uint64_t decoded_budget; /* set by the caller: the server's max_payload, which
+				  * no event may exceed because of its `decoded` map
+				  * (0: unknown, only the 64 KiB / 2 x payload rule) */
+	bool decode_failed;      /* the last encode_record added a decode_error */
 };
 /* e->pk points at e->buf: an initialised encoder must not be moved or
  * copied. One encoder is used by one thread at a time. */
@@ -41,6 +49,7 @@ struct publisher_stats {
 	uint64_t last_read_seq;     /* the last seq read from the queue */
 	uint64_t refused_too_large; /* over the server's max_payload: counted, skipped */
 	uint64_t malformed;         /* queue records that could not be encoded */
+	uint64_t decode_errors;     /* P2P messages published with a decode_error */
 	uint64_t nats_errors;
 	uint64_t reconnects;
 	uint64_t queue_used;        /* bytes not yet released */

@@ -86,7 +86,7 @@ static void reset_stream(struct publisher *p)
 	p->unflushed_msgs = p->unflushed_bytes = 0;
 	p->need_rewind = false;
 	p->detached = false;
-	p->refused_mark = p->malformed_mark = 0;
+	p->refused_mark = p->malformed_mark = p->decode_error_mark = 0;
 	p->last_read_seq = 0;
 	p->confirmed_seq = 0;
 	p->confirmed_known = false;
@@ -338,6 +338,7 @@ static void drain_batch(struct publisher *p)
 			p->confirmed_known = true;
 		}
 		char eerr[ENCODE_ERROR_LEN];
+		p->enc.decoded_budget = max_payload > 0 ? (uint64_t)max_payload : 0;
 		int rc = encode_record(&p->enc, p->stream_id, r.seq, r.data, r.len, eerr);
 		if (rc == ENCODE_NO_MEMORY) {
 			log_error("encoding seq %" PRIu64 ": %s; trying again in %d ms", r.seq, eerr,
@@ -350,6 +351,10 @@ static void drain_batch(struct publisher *p)
 			count_malformed(p, &r, eerr);
 			mark_done(p, &r, gen, 0);
 			continue;
+		}
+		if (p->enc.decode_failed && r.seq > p->decode_error_mark) {
+			p->decode_error_mark = r.seq; /* once per seq, also across a rewind */
+			p->decode_errors++;
 		}
 		size_t size = p->enc.buf.size;
 		if (max_payload > 0 && (int64_t)size > max_payload) {
@@ -410,6 +415,7 @@ static void publish_stats(struct publisher *p)
 		.last_read_seq = p->last_read_seq,
 		.refused_too_large = p->refused_too_large,
 		.malformed = p->malformed,
+		.decode_errors = p->decode_errors,
 		.nats_errors = nats_link_errors(&p->link),
 		.reconnects = p->link.reconnects,
 		.queue_used = p->src.q ? source_write_pos(&p->src) - release_pos(p) : 0,

@@ -78,12 +78,14 @@ struct publisher {
 	bool detached;              /* the data file was replaced: finish it, then switch */
 	bool confirmed_known;       /* confirmed_seq is meaningful for this stream */
 	uint64_t refused_mark, malformed_mark; /* counted up to this seq (no double counts) */
+	uint64_t decode_error_mark;
 	int64_t refused_logged_limit;
 	unsigned read_errors_logged;
 
 	/* stats (struct publisher_stats in encode.h) */
 	uint64_t published, published_bytes, confirmed_seq, last_read_seq;
 	uint64_t refused_too_large, malformed, stats_skipped;
+	uint64_t decode_errors;     /* P2P messages published with a decode_error */
 
 	/* shutdown */
 	int signals;

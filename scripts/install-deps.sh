@@ -12,7 +12,7 @@ packages="
   libcriterion-dev
   nats-server
   systemtap-sdt-dev
-  python3
+  python3 python3-bitcoinlib
 "
 
 if [ "$(id -u)" -ne 0 ]; then

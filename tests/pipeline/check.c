@@ -436,7 +436,7 @@ static void check_publisher_stats(struct expect *ex, const struct pl_msg *m)
 	cr_assert_str_eq(m->subject, subject);
 	cr_assert_null(pl_get(map, "seq"), "%s has a seq", ev);
 	cr_assert_null(pl_get(map, "tid"), "%s has a tid", ev);
-	cr_assert_eq(map->via.map.size, 17, "%s: %u keys", ev, map->via.map.size);
+	cr_assert_eq(map->via.map.size, 18, "%s: %u keys", ev, map->via.map.size);
 	struct pub_stats s = {
 		.stream_id = pl_uint(map, "stream_id"),
 		.time_ns = pl_uint(map, "time_ns"),

@@ -148,6 +148,11 @@ void check_value(const char *key, const msgpack_object *o, const struct expect *
 		cr_assert_eq(o->type, MSGPACK_OBJECT_BOOLEAN, "%s: type %d", key, o->type);
 		cr_assert_eq(o->via.boolean, x->b, "%s", key);
 		break;
+	case X_MAP:
+		cr_assert_eq(o->type, MSGPACK_OBJECT_MAP, "%s: type %d", key, o->type);
+		cr_assert_eq(o->via.map.size, x->n, "%s: %u keys, expected %zu", key,
+			     o->via.map.size, x->n);
+		break;
 	}
 }
 

@@ -48,7 +48,7 @@ void enc_malformed(struct encoder *e, const struct rec *r, const char *message);
 const msgpack_object *map_get(const msgpack_object *map, const char *key);
 bool obj_is_str(const msgpack_object *o, const char *s);
 
-enum exp_type { X_UINT, X_INT, X_STR, X_BIN, X_BOOL };
+enum exp_type { X_UINT, X_INT, X_STR, X_BIN, X_BOOL, X_MAP };
 struct expect {
 	const char *key;
 	enum exp_type t;
@@ -63,6 +63,8 @@ struct expect {
 #define XS(k, s) ((struct expect){ .key = (k), .t = X_STR, .p = (s), .n = strlen(s) })
 #define XBIN(k, ptr, len) ((struct expect){ .key = (k), .t = X_BIN, .p = (ptr), .n = (len) })
 #define XB(k, v) ((struct expect){ .key = (k), .t = X_BOOL, .b = (v) })
+/* a map of n keys (its content is checked elsewhere, e.g. tests/decode) */
+#define XMAP(k, nkeys) ((struct expect){ .key = (k), .t = X_MAP, .n = (nkeys) })
 
 #define EXPECT_MAX 64
 struct expects {

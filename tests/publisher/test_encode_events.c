@@ -67,6 +67,9 @@ Test(encode, net_inbound_message)
 	ex_add(&xs, XS("msg_type", "inv"));
 	ex_add(&xs, XU("size", 37));
 	ex_add(&xs, XBIN("payload", payload, sizeof(payload)));
+	/* not a valid inv: published with the reason (tests/decode has valid ones) */
+	ex_add(&xs, XS("decode_error", "oversized inventory count: 160 elements of at least 36 "
+					"bytes, 36 bytes left at offset 0"));
 	expect_event(&r, "btc.node1.net.inbound_message.inv", &xs);
 }
 
@@ -86,6 +89,7 @@ Test(encode, net_outbound_message_empty_payload_and_unread_addr)
 	ex_add(&xs, XS("msg_type", "sendaddrv2"));
 	ex_add(&xs, XU("size", 0));
 	ex_add(&xs, XBIN("payload", "", 0));
+	ex_add(&xs, XMAP("decoded", 0)); /* sendaddrv2 has no fields */
 	expect_event(&r, "btc.node1.net.outbound_message.sendaddrv2", &xs);
 }
 
@@ -108,6 +112,8 @@ Test(encode, net_message_4000000_byte_payload)
 	ex_add(&xs, XS("msg_type", "block"));
 	ex_add(&xs, XU("size", n));
 	ex_add(&xs, XBIN("payload", payload, n));
+	ex_add(&xs, XS("decode_error", "oversized script_pubkey size: 3976723697428073734 "
+					"(more than 33554432) at offset 24868"));
 	expect_event(&r, "btc.node1.net.inbound_message.block", &xs);
 	free(payload);
 }
@@ -132,6 +138,7 @@ Test(encode, net_message_over_4000000_bytes_is_flagged_truncated)
 	ex_add(&xs, XU("size", UINT64_MAX));
 	ex_add(&xs, XBIN("payload", payload, n));
 	ex_add(&xs, XB("payload_truncated", true));
+	ex_add(&xs, XS("decode_error", "not decoded: the payload is incomplete (payload_truncated)"));
 	expect_event(&r, "btc.node1.net.outbound_message.block", &xs);
 	free(payload);
 }
@@ -690,7 +697,7 @@ Test(encode, extractor_publisher_stats)
 	struct publisher_stats st = {
 		.stream_id = T_STREAM, .published = 1, .published_bytes = 2, .confirmed_seq = 3,
 		.last_read_seq = 4, .refused_too_large = 5, .malformed = 6, .nats_errors = 7,
-		.reconnects = 8, .queue_used = 9, .queue_capacity = UINT64_MAX,
+		.reconnects = 8, .decode_errors = 10, .queue_used = 9, .queue_capacity = UINT64_MAX,
 		.connected = true, .collector_present = false,
 	};
 	cr_assert_eq(encode_publisher_stats(&enc, &st, 123456789), ENCODE_OK);
@@ -708,6 +715,7 @@ Test(encode, extractor_publisher_stats)
 	ex_add(&xs, XU("last_read_seq", 4));
 	ex_add(&xs, XU("refused_too_large", 5));
 	ex_add(&xs, XU("malformed", 6));
+	ex_add(&xs, XU("decode_errors", 10));
 	ex_add(&xs, XU("nats_errors", 7));
 	ex_add(&xs, XU("reconnects", 8));
 	ex_add(&xs, XU("queue_used", 9));
