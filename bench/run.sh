@@ -19,12 +19,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build-bench}
 jobs=$(nproc 2>/dev/null || echo 2)
 
-# configure (Release) if needed, then build the given targets
+# configure (Release), then build the given targets
 build_targets() {
-	if [ ! -f "$build/CMakeCache.txt" ] ||
-	   ! grep -q '^CMAKE_BUILD_TYPE:STRING=Release$' "$build/CMakeCache.txt"; then
-		cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSANITIZE=OFF >/dev/null
-	fi
+	# configure every time: cheap, and a new target is known before make runs
+	cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSANITIZE=OFF >/dev/null
 	cmake --build "$build" -j"$jobs" --target "$@" >/dev/null
 }
 
