@@ -953,6 +953,23 @@ static void m_sendcmpct(struct p2p_decoder *d, struct rd *r)
 	kv_u64(d, "version", v);
 }
 
+/* BIP 152 differential indexes: each is the previous one + 1 + the compact
+ * size read (the first is the value read); they must fit 16 bits. */
+static bool rd_diff_index(struct rd *r, const char *what, const char *where, uint64_t i,
+			  uint64_t *index)
+{
+	size_t at = r->off;
+	uint64_t diff = rd_compact_raw(r, what, true);
+	if (r->failed)
+		return false;
+	*index = (i == 0 ? 0 : *index + 1) + diff;
+	if (*index > 0xffff) {
+		rd_fail(r, at, "index overflowed 16 bits %s %" PRIu64, where, i);
+		return false;
+	}
+	return true;
+}
+
 static void m_cmpctblock(struct p2p_decoder *d, struct rd *r)
 {
 	header_fields(d, r, NULL);
@@ -975,15 +992,8 @@ static void m_cmpctblock(struct p2p_decoder *d, struct rd *r)
 	w_array(d);
 	uint64_t index = 0;
 	for (uint64_t i = 0; i < np && !r->failed; i++) {
-		size_t at = r->off;
-		uint64_t diff = rd_compact_raw(r, "prefilled index", true);
-		if (r->failed)
+		if (!rd_diff_index(r, "prefilled index", "in prefilled transaction", i, &index))
 			break;
-		index = (i == 0 ? 0 : index + 1) + diff;
-		if (index > 0xffff) {
-			rd_fail(r, at, "index overflowed 16 bits in prefilled transaction %" PRIu64, i);
-			break;
-		}
 		struct txids ids;
 		tx(d, r, false, &ids);
 		if (r->failed || !w_elem(d))
@@ -1010,15 +1020,8 @@ static void m_getblocktxn(struct p2p_decoder *d, struct rd *r)
 	w_array(d);
 	uint64_t index = 0;
 	for (uint64_t i = 0; i < n && !r->failed; i++) {
-		size_t at = r->off;
-		uint64_t diff = rd_compact_raw(r, "index", true);
-		if (r->failed)
+		if (!rd_diff_index(r, "index", "at entry", i, &index))
 			break;
-		index = (i == 0 ? 0 : index + 1) + diff;
-		if (index > 0xffff) {
-			rd_fail(r, at, "index overflowed 16 bits at entry %" PRIu64, i);
-			break;
-		}
 		if (w_elem(d))
 			w_u64(d, index);
 	}
