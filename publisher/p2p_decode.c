@@ -816,9 +816,10 @@ static void m_tx(struct p2p_decoder *d, struct rd *r)
 	(void)r;
 }
 
-static void m_block(struct p2p_decoder *d, struct rd *r)
+/* A transaction count and every transaction's txid and wtxid (block,
+ * blocktxn). */
+static void tx_list(struct p2p_decoder *d, struct rd *r)
 {
-	header_fields(d, r, NULL);
 	uint64_t n = rd_count(r, "transaction count", 0, MIN_TX_SIZE);
 	kv_u64(d, "tx_count", n);
 	w_key(d, "transactions");
@@ -828,6 +829,12 @@ static void m_block(struct p2p_decoder *d, struct rd *r)
 		tx_ids_elem(d, r, el);
 	}
 	w_close(d);
+}
+
+static void m_block(struct p2p_decoder *d, struct rd *r)
+{
+	header_fields(d, r, NULL);
+	tx_list(d, r);
 }
 
 static void m_headers(struct p2p_decoder *d, struct rd *r)
@@ -1033,15 +1040,7 @@ static void m_blocktxn(struct p2p_decoder *d, struct rd *r)
 	const uint8_t *h = rd_take(r, 32, "block hash");
 	if (h)
 		kv_hash(d, "block_hash", h);
-	uint64_t n = rd_count(r, "transaction count", 0, MIN_TX_SIZE);
-	kv_u64(d, "tx_count", n);
-	w_key(d, "transactions");
-	w_array(d);
-	for (uint64_t i = 0; i < n && !r->failed; i++) {
-		bool el = w_elem(d);
-		tx_ids_elem(d, r, el);
-	}
-	w_close(d);
+	tx_list(d, r);
 }
 
 static void m_merkleblock(struct p2p_decoder *d, struct rd *r)
