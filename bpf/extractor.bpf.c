@@ -70,6 +70,30 @@ const volatile __u64 ring_wake_bytes[GROUP_COUNT] = {
 	[GROUP_COIN_SELECTION] = RING_PAGES_COIN_SELECTION * RING_PAGE_SIZE / 4,
 };
 
+/* Fetch plans (bpf_shared.h): one per tracepoint, built by the collector
+ * from the binary's USDT notes before load; read-only once loaded, so the
+ * verifier sees every field as a constant and drops the branches a plan
+ * does not take. plan_off[tp] non-zero (written by the collector before it
+ * attaches a binary with other specs) sends tp back to the spec map. */
+const volatile struct fetch_plan fetch_plans[TP_COUNT] = {};
+__u32 plan_off[TP_COUNT] = {};
+
+/* Where a plan's windows are read: per CPU, as a program can be preempted
+ * by another thread on its CPU (uprobe programs run with migration, not
+ * preemption, disabled), busy says the buffer is in use; the second user
+ * falls back to the spec map. */
+struct fetch_scratch {
+	__u64 busy;
+	__u8 data[FETCH_WINDOW_COUNT * FETCH_WINDOW_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fetch_scratch);
+} fetch_scratch_map SEC(".maps");
+
 /* ---- ring buffers, one per group ---- */
 
 #define RING(name, pages)                                                      \
@@ -151,7 +175,7 @@ static __always_inline void event_submit_ring(void *ring, enum tracepoint_group 
 	h->flags = flags;
 	bpf_ringbuf_submit(h, wake_flags(ring, g));
 }
-#define event_submit(h, fl) event_submit_ring(ring_, group_, h, fl)
+#define event_submit(h, fl) (args_end(&args_), event_submit_ring(ring_, group_, h, fl))
 
 /* USDT argument i, with the contract of usdt.bpf.h's bpf_usdt_arg() (0, or
  * a negative error with *res = 0) and the same spec map and spec id (the
@@ -209,6 +233,15 @@ static __always_inline struct __bpf_usdt_spec *usdt_spec(struct pt_regs *ctx)
 	return bpf_map_lookup_elem(&__bpf_usdt_specs, &id);
 }
 
+/* 1, 2 or 4-byte arguments: clear (or sign-extend) the upper bits. */
+static __always_inline long usdt_narrow(unsigned long val, int bitshift, bool is_signed)
+{
+	val <<= bitshift;
+	if (is_signed)
+		return ((long)val) >> bitshift;
+	return val >> bitshift;
+}
+
 /* A BPF-to-BPF call, not inlined (as bpf_usdt_arg is): inlined at every
  * argument, the 17-way register switch made the object six times larger,
  * for no gain bench/tracepoint could tell from noise. spec is from
@@ -242,46 +275,146 @@ static __noinline int usdt_arg(struct pt_regs *ctx, struct __bpf_usdt_spec *spec
 	default:
 		return -EINVAL;
 	}
-	/* 1, 2 or 4-byte arguments: clear (or sign-extend) the upper bits */
-	val <<= a->arg_bitshift;
-	if (a->arg_signed)
-		val = ((long)val) >> a->arg_bitshift;
-	else
-		val = val >> a->arg_bitshift;
-	*res = val;
+	*res = usdt_narrow(val, a->arg_bitshift, a->arg_signed);
 	return 0;
 }
 
-/* Declares hdr (the reserved record), b (its body of struct type), spec
- * (the USDT spec, once per event) and flags; returns from the program
- * when nothing was reserved. The body is not zeroed (event_reserve). */
+/* How the arguments of the event being handled are read: by its fetch
+ * plan, or (no plan, or the plan's windows could not be read) by the spec
+ * map like bpf_usdt_arg(). */
+struct args {
+	struct pt_regs *ctx;
+	struct __bpf_usdt_spec *spec;     /* spec map path: NULL if no spec */
+	struct fetch_scratch *scratch;    /* plan path: windows read here */
+	bool planned;
+};
+
+/* Window w of plan p into the scratch buffer; false when it cannot be read
+ * (then the event takes the spec map path: simpler for the verifier than a
+ * fallback per argument, and it does not happen with a sane stack). */
+static __always_inline bool read_window(struct args *a, const volatile struct fetch_plan *p,
+					const __u32 w)
+{
+	unsigned long base;
+	__u32 len = p->windows[w].len;
+
+	if (w >= p->window_count)
+		return true;
+	if (len > FETCH_WINDOW_MAX || usdt_reg(a->ctx, p->windows[w].reg_off, &base))
+		return false;
+	return bpf_probe_read_user(a->scratch->data + w * FETCH_WINDOW_MAX, len,
+				   (const void *)(base + p->windows[w].off)) == 0;
+}
+
+static __always_inline bool read_windows(struct args *a, const volatile struct fetch_plan *p)
+{
+	__u32 zero = 0;
+	struct fetch_scratch *s = bpf_map_lookup_elem(&fetch_scratch_map, &zero);
+
+	if (!s)
+		return false;
+	if (__sync_fetch_and_add(&s->busy, 1)) {
+		__sync_fetch_and_add(&s->busy, -1);
+		return false;
+	}
+	a->scratch = s;
+	_Static_assert(FETCH_WINDOW_COUNT == 2, "one call per window");
+	return read_window(a, p, 0) && read_window(a, p, 1);
+}
+
+static __always_inline void args_begin(struct args *a, struct pt_regs *ctx, const __u16 tp)
+{
+	const volatile struct fetch_plan *p = &fetch_plans[tp];
+
+	a->ctx = ctx;
+	a->spec = NULL;
+	a->scratch = NULL;
+	a->planned = p->valid && !*(volatile __u32 *)&plan_off[tp];
+	if (a->planned && p->window_count && !read_windows(a, p))
+		a->planned = false;
+	if (!a->planned)
+		a->spec = usdt_spec(ctx);
+}
+
+/* After the last argument: the scratch buffer is free again. */
+static __always_inline void args_end(struct args *a)
+{
+	if (a->scratch)
+		__sync_fetch_and_add(&a->scratch->busy, -1);
+}
+
+/* Argument i by plan f (constants for the verifier), with usdt_arg()'s
+ * contract. */
+static __always_inline int plan_arg(struct args *a, const volatile struct fetch_arg *f, long *res)
+{
+	unsigned long val;
+
+	*res = 0;
+	switch (f->kind) {
+	case FETCH_CONST:
+		val = f->val_off;
+		break;
+	case FETCH_REG:
+		if (usdt_reg(a->ctx, f->reg_off, &val))
+			return -EINVAL;
+		break;
+	case FETCH_DEREF:
+		if (usdt_reg(a->ctx, f->reg_off, &val))
+			return -EINVAL;
+		if (bpf_probe_read_user(&val, sizeof(val), (void *)val + f->val_off))
+			return -EFAULT;
+		break;
+	case FETCH_WINDOW:
+		if (!a->scratch || f->win_off > sizeof(a->scratch->data) - sizeof(val))
+			return -EINVAL;
+		val = *(__u64 *)(a->scratch->data + f->win_off);
+		break;
+	default:
+		return -ENOENT;
+	}
+	*res = usdt_narrow(val, f->bitshift, f->is_signed);
+	return 0;
+}
+
+static __always_inline int fetch_arg(struct args *a, const __u16 tp, const __u32 i, long *res)
+{
+	if (a->planned && i < FETCH_MAX_ARGS)
+		return plan_arg(a, &fetch_plans[tp].args[i], res);
+	return usdt_arg(a->ctx, a->spec, i, res);
+}
+
+/* Declares hdr (the reserved record), b (its body of struct type), args_
+ * (how arguments are read) and flags; returns from the program when
+ * nothing was reserved. The body is not zeroed (event_reserve). */
 #define EVENT_BEGIN(ring, group, tp, type)                                     \
 	__u32 flags = 0;                                                       \
 	void *ring_ = &(ring);                                                 \
 	const enum tracepoint_group group_ = (group);                          \
-	struct record_header *hdr = event_reserve(&(ring), sizeof(struct type), (tp)); \
-	struct __bpf_usdt_spec *spec;                                          \
+	const __u16 tp_ = (tp);                                                \
+	struct record_header *hdr = event_reserve(&(ring), sizeof(struct type), tp_); \
+	struct args args_;                                                     \
 	struct type *b;                                                        \
 	if (!hdr)                                                              \
 		return 0;                                                      \
 	b = (struct type *)(hdr + 1);                                          \
-	spec = usdt_spec(ctx)
+	args_begin(&args_, ctx, tp_)
 
 /* A reserved (padding) field of the body: zero, as the record is not. */
 #define ZERO(field) __builtin_memset(&(field), 0, sizeof(field))
 
 /* Integer (or bool, or pointer) argument i; 0 and flagged on failure. */
-static __always_inline long arg_int(struct pt_regs *ctx, struct __bpf_usdt_spec *spec, __u32 i,
-				    __u32 *flags)
+static __always_inline long arg_int(struct args *a, const __u16 tp, const __u32 i, __u32 *flags)
 {
 	long v;
 
-	if (usdt_arg(ctx, spec, i, &v)) {
+	if (fetch_arg(a, tp, i, &v)) {
 		*flags |= RECORD_FLAG_READ_FAILED(i);
-		return 0; /* usdt_arg set v = 0 too */
+		return 0; /* fetch_arg set v = 0 too */
 	}
 	return v;
 }
+
+#define ARG_INT(i) arg_int(&args_, tp_, i, &flags)
 
 /* Every hash and string field of record.h starts at a multiple of 8 bytes
  * and is a multiple of 8 bytes long: arg_hash() and arg_str() zero them
@@ -318,12 +451,12 @@ _Static_assert(sizeof(struct record_header) % 8 == 0, "bodies start on 8 bytes")
 /* 32-byte hash argument i, copied as passed (internal byte order). dst is
  * zero when flagged: zeroed here when the argument failed, by the helper
  * when the read did. */
-static __always_inline void arg_hash(struct pt_regs *ctx, struct __bpf_usdt_spec *spec, __u32 i,
-				     __u8 *dst, __u32 *flags)
+static __always_inline void arg_hash(struct args *a, const __u16 tp, const __u32 i, __u8 *dst,
+				     __u32 *flags)
 {
 	long p;
 
-	if (usdt_arg(ctx, spec, i, &p)) {
+	if (fetch_arg(a, tp, i, &p)) {
 		__builtin_memset(__builtin_assume_aligned(dst, 8), 0, HASH_LEN);
 		*flags |= RECORD_FLAG_READ_FAILED(i);
 	} else if (bpf_probe_read_user(dst, HASH_LEN, (const void *)p)) {
@@ -338,14 +471,14 @@ static __always_inline void arg_hash(struct pt_regs *ctx, struct __bpf_usdt_spec
  * one (then it stores size-1 bytes and a NUL); in both cases it has read
  * src[size-1], which is the NUL only for the string that fits. If that byte
  * cannot be read again we flag truncation rather than risk a silent cut. */
-static __always_inline void arg_str(struct pt_regs *ctx, struct __bpf_usdt_spec *spec, __u32 i,
-				    char *dst, __u32 size, __u32 *flags)
+static __always_inline void arg_str(struct args *a, const __u16 tp, const __u32 i, char *dst,
+				    __u32 size, __u32 *flags)
 {
 	long p, n;
 	char last;
 
 	__builtin_memset(__builtin_assume_aligned(dst, 8), 0, size);
-	if (usdt_arg(ctx, spec, i, &p))
+	if (fetch_arg(a, tp, i, &p))
 		goto failed;
 	n = bpf_probe_read_user_str(dst, size, (const void *)p);
 	if (n < 0)
@@ -358,7 +491,8 @@ failed:
 	*flags |= RECORD_FLAG_READ_FAILED(i);
 }
 
-#define ARG_STR(ctx, i, field, flags) arg_str(ctx, spec, i, field, sizeof(field), flags)
+#define ARG_STR(i, field) arg_str(&args_, tp_, i, field, sizeof(field), &flags)
+#define ARG_HASH(i, field) arg_hash(&args_, tp_, i, field, &flags)
 
 /* ---- net:inbound_message, net:outbound_message ---- */
 
@@ -451,19 +585,20 @@ static __always_inline int p2p_message(struct pt_regs *ctx, __u16 tp)
 	(void)ring_;
 	(void)group_;
 
-	b->peer_id = arg_int(ctx, spec, 0, &flags);
-	ARG_STR(ctx, 1, b->addr, &flags);
-	ARG_STR(ctx, 2, b->conn_type, &flags);
-	ARG_STR(ctx, 3, b->msg_type, &flags);
-	b->size = arg_int(ctx, spec, 4, &flags);
+	b->peer_id = ARG_INT(0);
+	ARG_STR(1, b->addr);
+	ARG_STR(2, b->conn_type);
+	ARG_STR(3, b->msg_type);
+	b->size = ARG_INT(4);
 	/* a failed pointer leaves src 0: every chunk is then flagged and zero,
 	 * so the chunk count still follows from size alone */
-	c.src = (const __u8 *)arg_int(ctx, spec, 5, &flags);
+	c.src = (const __u8 *)ARG_INT(5);
 	c.len = b->size;
 	if (c.len > P2P_PAYLOAD_MAX) {
 		c.len = P2P_PAYLOAD_MAX;
 		flags |= RECORD_FLAG_TRUNCATED(5);
 	}
+	args_end(&args_);
 	c.time_ns = hdr->time_ns;
 	c.pid = hdr->pid;
 	c.tid = hdr->tid;
@@ -503,11 +638,11 @@ static __always_inline int net_connection(struct pt_regs *ctx, __u16 tp)
 	EVENT_BEGIN(ring_connection, GROUP_CONNECTION, tp, ev_net_connection);
 
 	ZERO(b->reserved);
-	b->peer_id = arg_int(ctx, spec, 0, &flags);
-	ARG_STR(ctx, 1, b->addr, &flags);
-	ARG_STR(ctx, 2, b->conn_type, &flags);
-	b->network = arg_int(ctx, spec, 3, &flags);
-	b->existing_connections = arg_int(ctx, spec, 4, &flags);
+	b->peer_id = ARG_INT(0);
+	ARG_STR(1, b->addr);
+	ARG_STR(2, b->conn_type);
+	b->network = ARG_INT(3);
+	b->existing_connections = ARG_INT(4);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -519,11 +654,11 @@ static __always_inline int net_closed(struct pt_regs *ctx, __u16 tp)
 	EVENT_BEGIN(ring_connection, GROUP_CONNECTION, tp, ev_net_closed);
 
 	ZERO(b->reserved);
-	b->peer_id = arg_int(ctx, spec, 0, &flags);
-	ARG_STR(ctx, 1, b->addr, &flags);
-	ARG_STR(ctx, 2, b->conn_type, &flags);
-	b->network = arg_int(ctx, spec, 3, &flags);
-	b->time_established = arg_int(ctx, spec, 4, &flags);
+	b->peer_id = ARG_INT(0);
+	ARG_STR(1, b->addr);
+	ARG_STR(2, b->conn_type);
+	b->network = ARG_INT(3);
+	b->time_established = ARG_INT(4);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -558,8 +693,8 @@ int handle_net_misbehaving_connection(struct pt_regs *ctx)
 {
 	EVENT_BEGIN(ring_connection, GROUP_CONNECTION, TP_NET_MISBEHAVING_CONNECTION, ev_net_misbehaving);
 
-	b->peer_id = arg_int(ctx, spec, 0, &flags);
-	ARG_STR(ctx, 1, b->message, &flags);
+	b->peer_id = ARG_INT(0);
+	ARG_STR(1, b->message);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -573,12 +708,12 @@ int handle_validation_block_connected(struct pt_regs *ctx)
 {
 	EVENT_BEGIN(ring_validation, GROUP_VALIDATION, TP_VALIDATION_BLOCK_CONNECTED, ev_block_connected);
 
-	arg_hash(ctx, spec, 0, b->block_hash, &flags);
-	b->height = arg_int(ctx, spec, 1, &flags);
-	b->transactions = arg_int(ctx, spec, 2, &flags);
-	b->inputs = arg_int(ctx, spec, 3, &flags);
-	b->sigops = arg_int(ctx, spec, 4, &flags);
-	b->duration_ns = arg_int(ctx, spec, 5, &flags);
+	ARG_HASH(0, b->block_hash);
+	b->height = ARG_INT(1);
+	b->transactions = ARG_INT(2);
+	b->inputs = ARG_INT(3);
+	b->sigops = ARG_INT(4);
+	b->duration_ns = ARG_INT(5);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -593,11 +728,11 @@ int handle_utxocache_flush(struct pt_regs *ctx)
 	EVENT_BEGIN(ring_utxocache, GROUP_UTXOCACHE, TP_UTXOCACHE_FLUSH, ev_utxocache_flush);
 
 	ZERO(b->reserved);
-	b->duration_us = arg_int(ctx, spec, 0, &flags);
-	b->mode = arg_int(ctx, spec, 1, &flags);
-	b->coins = arg_int(ctx, spec, 2, &flags);
-	b->memory_bytes = arg_int(ctx, spec, 3, &flags);
-	b->for_prune = arg_int(ctx, spec, 4, &flags);
+	b->duration_us = ARG_INT(0);
+	b->mode = ARG_INT(1);
+	b->coins = ARG_INT(2);
+	b->memory_bytes = ARG_INT(3);
+	b->for_prune = ARG_INT(4);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -608,11 +743,11 @@ static __always_inline int utxocache_coin(struct pt_regs *ctx, __u16 tp)
 	EVENT_BEGIN(ring_utxocache, GROUP_UTXOCACHE, tp, ev_utxocache_coin);
 
 	ZERO(b->reserved);
-	arg_hash(ctx, spec, 0, b->txid, &flags);
-	b->vout = arg_int(ctx, spec, 1, &flags);
-	b->height = arg_int(ctx, spec, 2, &flags);
-	b->value = arg_int(ctx, spec, 3, &flags);
-	b->is_coinbase = arg_int(ctx, spec, 4, &flags);
+	ARG_HASH(0, b->txid);
+	b->vout = ARG_INT(1);
+	b->height = ARG_INT(2);
+	b->value = ARG_INT(3);
+	b->is_coinbase = ARG_INT(4);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -643,11 +778,11 @@ int handle_coin_selection_selected_coins(struct pt_regs *ctx)
 {
 	EVENT_BEGIN(ring_coin_selection, GROUP_COIN_SELECTION, TP_COIN_SELECTION_SELECTED_COINS, ev_selected_coins);
 
-	ARG_STR(ctx, 0, b->wallet, &flags);
-	ARG_STR(ctx, 1, b->algorithm, &flags);
-	b->target = arg_int(ctx, spec, 2, &flags);
-	b->waste = arg_int(ctx, spec, 3, &flags);
-	b->selected_value = arg_int(ctx, spec, 4, &flags);
+	ARG_STR(0, b->wallet);
+	ARG_STR(1, b->algorithm);
+	b->target = ARG_INT(2);
+	b->waste = ARG_INT(3);
+	b->selected_value = ARG_INT(4);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -660,10 +795,10 @@ int handle_coin_selection_normal_create_tx_internal(struct pt_regs *ctx)
 		    ev_normal_create_tx);
 
 	ZERO(b->reserved);
-	ARG_STR(ctx, 0, b->wallet, &flags);
-	b->success = arg_int(ctx, spec, 1, &flags);
-	b->fee = arg_int(ctx, spec, 2, &flags);
-	b->change_pos = arg_int(ctx, spec, 3, &flags);
+	ARG_STR(0, b->wallet);
+	b->success = ARG_INT(1);
+	b->fee = ARG_INT(2);
+	b->change_pos = ARG_INT(3);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -675,7 +810,7 @@ int handle_coin_selection_attempting_aps_create_tx(struct pt_regs *ctx)
 	EVENT_BEGIN(ring_coin_selection, GROUP_COIN_SELECTION, TP_COIN_SELECTION_ATTEMPTING_APS_CREATE_TX,
 		    ev_attempting_aps);
 
-	ARG_STR(ctx, 0, b->wallet, &flags);
+	ARG_STR(0, b->wallet);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -688,11 +823,11 @@ int handle_coin_selection_aps_create_tx_internal(struct pt_regs *ctx)
 		    ev_aps_create_tx);
 
 	ZERO(b->reserved);
-	ARG_STR(ctx, 0, b->wallet, &flags);
-	b->use_aps = arg_int(ctx, spec, 1, &flags);
-	b->success = arg_int(ctx, spec, 2, &flags);
-	b->fee = arg_int(ctx, spec, 3, &flags);
-	b->change_pos = arg_int(ctx, spec, 4, &flags);
+	ARG_STR(0, b->wallet);
+	b->use_aps = ARG_INT(1);
+	b->success = ARG_INT(2);
+	b->fee = ARG_INT(3);
+	b->change_pos = ARG_INT(4);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -706,9 +841,9 @@ int handle_mempool_added(struct pt_regs *ctx)
 	EVENT_BEGIN(ring_mempool, GROUP_MEMPOOL, TP_MEMPOOL_ADDED, ev_mempool_added);
 
 	ZERO(b->reserved);
-	arg_hash(ctx, spec, 0, b->txid, &flags);
-	b->vsize = arg_int(ctx, spec, 1, &flags);
-	b->fee = arg_int(ctx, spec, 2, &flags);
+	ARG_HASH(0, b->txid);
+	b->vsize = ARG_INT(1);
+	b->fee = ARG_INT(2);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -720,11 +855,11 @@ int handle_mempool_removed(struct pt_regs *ctx)
 	EVENT_BEGIN(ring_mempool, GROUP_MEMPOOL, TP_MEMPOOL_REMOVED, ev_mempool_removed);
 
 	ZERO(b->reserved);
-	arg_hash(ctx, spec, 0, b->txid, &flags);
-	ARG_STR(ctx, 1, b->reason, &flags);
-	b->vsize = arg_int(ctx, spec, 2, &flags);
-	b->fee = arg_int(ctx, spec, 3, &flags);
-	b->entry_time = arg_int(ctx, spec, 4, &flags);
+	ARG_HASH(0, b->txid);
+	ARG_STR(1, b->reason);
+	b->vsize = ARG_INT(2);
+	b->fee = ARG_INT(3);
+	b->entry_time = ARG_INT(4);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -738,14 +873,14 @@ int handle_mempool_replaced(struct pt_regs *ctx)
 	EVENT_BEGIN(ring_mempool, GROUP_MEMPOOL, TP_MEMPOOL_REPLACED, ev_mempool_replaced);
 
 	ZERO(b->reserved);
-	arg_hash(ctx, spec, 0, b->replaced_txid, &flags);
-	b->replaced_vsize = arg_int(ctx, spec, 1, &flags);
-	b->replaced_fee = arg_int(ctx, spec, 2, &flags);
-	b->replaced_entry_time = arg_int(ctx, spec, 3, &flags);
-	arg_hash(ctx, spec, 4, b->replacement_txid, &flags);
-	b->replacement_vsize = arg_int(ctx, spec, 5, &flags);
-	b->replacement_fee = arg_int(ctx, spec, 6, &flags);
-	b->replaced_by_transaction = arg_int(ctx, spec, 7, &flags);
+	ARG_HASH(0, b->replaced_txid);
+	b->replaced_vsize = ARG_INT(1);
+	b->replaced_fee = ARG_INT(2);
+	b->replaced_entry_time = ARG_INT(3);
+	ARG_HASH(4, b->replacement_txid);
+	b->replacement_vsize = ARG_INT(5);
+	b->replacement_fee = ARG_INT(6);
+	b->replaced_by_transaction = ARG_INT(7);
 	event_submit(hdr, flags);
 	return 0;
 }
@@ -756,8 +891,8 @@ int handle_mempool_rejected(struct pt_regs *ctx)
 {
 	EVENT_BEGIN(ring_mempool, GROUP_MEMPOOL, TP_MEMPOOL_REJECTED, ev_mempool_rejected);
 
-	arg_hash(ctx, spec, 0, b->txid, &flags);
-	ARG_STR(ctx, 1, b->reason, &flags);
+	ARG_HASH(0, b->txid);
+	ARG_STR(1, b->reason);
 	event_submit(hdr, flags);
 	return 0;
 }

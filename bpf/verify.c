@@ -22,6 +22,7 @@
 #include <bpf/libbpf.h>
 #include <sys/capability.h>
 
+#include "bpf_shared.h" /* types of the skeleton's globals */
 #include "extractor.skel.h"
 
 /* bookworm's uapi linux/bpf.h (6.1) ends before it */

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fetch_plan.h"
 #include "log.h"
 #include "tracepoints_table.h"
 #include "uprobe_multi.h"
@@ -80,20 +81,24 @@ static void missing_probe_error(const char *path, const struct tracepoint_info *
 
 /* Every probe of the enabled groups is in the notes, and every argument
  * spec of theirs is one we can read: the errors a user can fix, found
- * before anything is loaded, created or attached. */
+ * before anything is loaded, created or attached. Also builds each
+ * enabled tracepoint's fetch plan into plans[] when not NULL (the others
+ * are left zero: no plan). */
 static int check_probes(const char *path, const struct usdt_notes *notes,
-			const bool group_enabled[GROUP_COUNT], char err[ATTACH_ERROR_LEN])
+			const bool group_enabled[GROUP_COUNT], struct fetch_plan plans[TP_COUNT],
+			char err[ATTACH_ERROR_LEN])
 {
+	if (plans)
+		memset(plans, 0, TP_COUNT * sizeof(*plans));
 	for (int tp = 1; tp < TP_COUNT; tp++) {
 		const struct tracepoint_info *info = &tracepoint_table[tp];
 		if (!group_enabled[info->group])
 			continue;
-		bool present = false;
+		unsigned sites = 0;
 		for (size_t i = 0; i < notes->count; i++) {
 			const struct usdt_probe *p = &notes->probes[i];
 			if (strcmp(p->provider, info->provider) || strcmp(p->name, info->name))
 				continue;
-			present = true;
 			struct usdt_spec spec;
 			char why[ATTACH_ERROR_LEN], hint[128];
 			if (usdt_spec_parse(info->provider, info->name, p->args, info->arg_count, 0,
@@ -108,8 +113,11 @@ static int check_probes(const char *path, const struct usdt_notes *notes,
 						 group_off_hint(info, hint, sizeof(hint)));
 				return -1;
 			}
+			if (plans)
+				fetch_plan_add_site(&plans[tp], sites, &spec);
+			sites++;
 		}
-		if (!present) {
+		if (sites == 0) {
 			missing_probe_error(path, info, err);
 			return -1;
 		}
@@ -118,7 +126,7 @@ static int check_probes(const char *path, const struct usdt_notes *notes,
 }
 
 int attachment_check_binary(const char *path, const bool group_enabled[GROUP_COUNT],
-			    char err[ATTACH_ERROR_LEN])
+			    struct fetch_plan plans[TP_COUNT], char err[ATTACH_ERROR_LEN])
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -139,19 +147,36 @@ int attachment_check_binary(const char *path, const bool group_enabled[GROUP_COU
 	struct usdt_notes notes;
 	int rc = usdt_notes_read(fd, path, &notes, err, ATTACH_ERROR_LEN) < 0 ? -1 : 0;
 	if (rc == 0) {
-		rc = check_probes(path, &notes, group_enabled, err);
+		rc = check_probes(path, &notes, group_enabled, plans, err);
 		usdt_notes_free(&notes);
 	}
 	close(fd);
 	return rc;
 }
 
+/* Before tp goes live on a file whose specs are not those its loaded plan
+ * was built from (an upgrade; .rodata cannot change): the program must
+ * read tp's arguments through the spec map. */
+static void plan_check(const struct loaded_plans *loaded, enum tracepoint_id tp,
+		       const struct fetch_plan *built, const char *path)
+{
+	if (!loaded || !loaded->plans[tp].valid || loaded->off[tp] ||
+	    fetch_plan_equal(&loaded->plans[tp], built))
+		return;
+	__atomic_store_n(&loaded->off[tp], 1, __ATOMIC_SEQ_CST);
+	log_info("%s: %s has other argument specs than when the collector started: reading "
+		 "them the generic way until the collector restarts",
+		 path, tracepoint_table[tp].event);
+}
+
 /* Every probe site of one tracepoint: checked, its spec written into the
  * spec map, one uprobe-multi link for all of them. */
 static int attach_multi_one(struct attachment *a, struct bpf_object *obj, const char *path,
 			    const struct usdt_notes *notes, enum tracepoint_id tp,
-			    unsigned *next_spec, unsigned spec_end, char err[ATTACH_ERROR_LEN])
+			    unsigned *next_spec, unsigned spec_end,
+			    const struct loaded_plans *loaded, char err[ATTACH_ERROR_LEN])
 {
+	struct fetch_plan plan;
 	const struct tracepoint_info *info = &tracepoint_table[tp];
 	struct bpf_program *prog = bpf_object__find_program_by_name(obj, info->program);
 	struct bpf_map *specs = bpf_object__find_map_by_name(obj, "__bpf_usdt_specs");
@@ -183,6 +208,7 @@ static int attach_multi_one(struct attachment *a, struct bpf_object *obj, const 
 				 strerror(errno));
 			return -1;
 		}
+		fetch_plan_add_site(&plan, count, &spec);
 		offsets[count] = p->file_offset;
 		ref_ctrs[count] = p->semaphore_offset;
 		cookies[count] = (uint64_t)id;
@@ -196,6 +222,7 @@ static int attach_multi_one(struct attachment *a, struct bpf_object *obj, const 
 	 * probes on bytes we never checked. */
 	if (usdt_notes_unchanged(a->binary_fd, path, notes, err, ATTACH_ERROR_LEN) < 0)
 		return -1;
+	plan_check(loaded, tp, &plan, path);
 	int fd = uprobe_multi_link_create(bpf_program__fd(prog), a->binary_fd, offsets, ref_ctrs,
 					  cookies, count, 0, err, ATTACH_ERROR_LEN);
 	if (fd < 0)
@@ -206,7 +233,7 @@ static int attach_multi_one(struct attachment *a, struct bpf_object *obj, const 
 
 static int attach_multi(struct attachment *a, struct bpf_object *obj, const char *path,
 			const bool group_enabled[GROUP_COUNT], unsigned generation,
-			char err[ATTACH_ERROR_LEN])
+			const struct loaded_plans *loaded, char err[ATTACH_ERROR_LEN])
 {
 	if (usdt_spec_map_check(bpf_object__find_map_by_name(obj, "__bpf_usdt_specs"),
 				USDT_MAX_SPEC_CNT, err, ATTACH_ERROR_LEN) < 0)
@@ -221,7 +248,7 @@ static int attach_multi(struct attachment *a, struct bpf_object *obj, const char
 		if (!group_enabled[tracepoint_table[tp].group])
 			continue;
 		rc = attach_multi_one(a, obj, path, &notes, (enum tracepoint_id)tp, &next_spec,
-				      spec_end, err);
+				      spec_end, loaded, err);
 		if (rc == 0)
 			a->attached |= 1u << tp;
 	}
@@ -230,7 +257,8 @@ static int attach_multi(struct attachment *a, struct bpf_object *obj, const char
 }
 
 static int attach_perf(struct attachment *a, struct bpf_object *obj, const char *path,
-		       const bool group_enabled[GROUP_COUNT], char err[ATTACH_ERROR_LEN])
+		       const bool group_enabled[GROUP_COUNT], const struct loaded_plans *loaded,
+		       char err[ATTACH_ERROR_LEN])
 {
 	/* libbpf reads the notes itself; we read them too, only to name a
 	 * missing probe or a spec it cannot read clearly, instead of libbpf's
@@ -238,11 +266,13 @@ static int attach_perf(struct attachment *a, struct bpf_object *obj, const char 
 	struct usdt_notes notes;
 	if (usdt_notes_read(a->binary_fd, path, &notes, err, ATTACH_ERROR_LEN) < 0)
 		return -1;
-	int rc = check_probes(path, &notes, group_enabled, err);
+	struct fetch_plan plans[TP_COUNT];
+	int rc = check_probes(path, &notes, group_enabled, plans, err);
 	for (int tp = 1; tp < TP_COUNT && rc == 0; tp++) {
 		const struct tracepoint_info *info = &tracepoint_table[tp];
 		if (!group_enabled[info->group])
 			continue;
+		plan_check(loaded, (enum tracepoint_id)tp, &plans[tp], path);
 		struct bpf_program *prog = bpf_object__find_program_by_name(obj, info->program);
 		struct bpf_link *link =
 			prog ? bpf_program__attach_usdt(prog, -1, path, info->provider, info->name, NULL)
@@ -266,7 +296,8 @@ static int attach_perf(struct attachment *a, struct bpf_object *obj, const char 
 
 int attachment_attach(struct attachment *a, struct bpf_object *obj, enum attach_mode mode,
 		      const char *path, const bool group_enabled[GROUP_COUNT],
-		      unsigned generation, char err[ATTACH_ERROR_LEN])
+		      unsigned generation, const struct loaded_plans *loaded,
+		      char err[ATTACH_ERROR_LEN])
 {
 	attachment_init(a);
 	a->mode = mode;
@@ -284,8 +315,9 @@ int attachment_attach(struct attachment *a, struct bpf_object *obj, enum attach_
 	}
 	a->dev = st.st_dev;
 	a->ino = st.st_ino;
-	int rc = mode == ATTACH_PERF ? attach_perf(a, obj, path, group_enabled, err)
-				     : attach_multi(a, obj, path, group_enabled, generation, err);
+	int rc = mode == ATTACH_PERF
+			 ? attach_perf(a, obj, path, group_enabled, loaded, err)
+			 : attach_multi(a, obj, path, group_enabled, generation, loaded, err);
 	if (rc < 0)
 		attachment_detach(a);
 	return rc;

@@ -16,11 +16,21 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "bpf_shared.h"
 #include "record.h"
 #include "tracepoints.h"
 
 struct bpf_object;
 struct bpf_link;
+
+
+/* The fetch plans the BPF programs were loaded with (their .rodata, one
+ * per tracepoint) and the per-tracepoint switch (.bss plan_off) that makes
+ * them read a tracepoint's arguments through the spec map instead. */
+struct loaded_plans {
+	const struct fetch_plan *plans;
+	uint32_t *off;
+};
 
 #define ATTACH_ERROR_LEN 512
 
@@ -38,18 +48,22 @@ void attachment_init(struct attachment *a);
 
 /* Attaches every tracepoint of the enabled groups to the file at path.
  * generation picks the half of the spec map this attachment's spec ids use,
- * so a new file can be attached before the old links are dropped.
+ * so a new file can be attached before the old links are dropped. When a
+ * tracepoint's specs in this file differ from its loaded plan, its
+ * plan_off is set before its link is created (loaded may be NULL).
  * 0 on success; -1 with a one-line message in err. */
 int attachment_attach(struct attachment *a, struct bpf_object *obj, enum attach_mode mode,
 		      const char *path, const bool group_enabled[GROUP_COUNT],
-		      unsigned generation, char err[ATTACH_ERROR_LEN]);
+		      unsigned generation, const struct loaded_plans *loaded,
+		      char err[ATTACH_ERROR_LEN]);
 
 /* Before anything is loaded or created: path opens, is a regular file with
  * USDT notes, has every probe of the enabled groups, and every argument spec
- * of those probes is one the extractor can read. 0, or -1 with a one-line
- * message in err. */
+ * of those probes is one the extractor can read. Fills plans[] (when not
+ * NULL) with the fetch plan of every enabled tracepoint, for the BPF
+ * object's .rodata. 0, or -1 with a one-line message in err. */
 int attachment_check_binary(const char *path, const bool group_enabled[GROUP_COUNT],
-			    char err[ATTACH_ERROR_LEN]);
+			    struct fetch_plan plans[TP_COUNT], char err[ATTACH_ERROR_LEN]);
 
 /* Drops every link at once. */
 void attachment_detach(struct attachment *a);

@@ -22,6 +22,7 @@
 #include "attach.h"
 #include "bpf_shared.h"
 #include "extractor.skel.h"
+#include "fetch_plan.h"
 #include "log.h"
 #include "options.h"
 #include "privileges.h"
@@ -45,6 +46,8 @@ struct collector {
 	struct assembler assembler;
 	struct attachment attached;
 	unsigned generation;
+	/* Built from the binary's notes at start, loaded into .rodata. */
+	struct fetch_plan plans[TP_COUNT];
 	/* The attached file was written in place: not attached again until
 	 * its writer closes it (or the path names another file). */
 	bool rewriting;
@@ -60,6 +63,13 @@ struct collector {
 	bool stop;
 	int exit_code; /* nonzero: stopped for a reason systemd should restart us for */
 };
+
+/* What attachment_attach() compares a binary's specs with. */
+static struct loaded_plans loaded_plans(struct collector *c)
+{
+	return (struct loaded_plans){ .plans = (const struct fetch_plan *)c->skel->rodata->fetch_plans,
+				      .off = c->skel->bss->plan_off };
+}
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -236,8 +246,9 @@ static void reattach(struct collector *c)
 	}
 	struct attachment next;
 	char err[ATTACH_ERROR_LEN];
+	struct loaded_plans loaded = loaded_plans(c);
 	if (attachment_attach(&next, c->skel->obj, c->mode, c->opts->bitcoind_path,
-			      c->opts->group_enabled, c->generation + 1, err) < 0) {
+			      c->opts->group_enabled, c->generation + 1, &loaded, err) < 0) {
 		log_warn("cannot attach to the new %s yet: %s", c->opts->bitcoind_path, err);
 		return;
 	}
@@ -314,6 +325,22 @@ static struct bpf_map *ring_map(struct extractor_bpf *skel, int group)
 	return bpf_object__find_map_by_name(skel->obj, names[group]);
 }
 
+static void log_plans(const struct collector *c)
+{
+	for (int tp = 1; tp < TP_COUNT; tp++) {
+		const struct fetch_plan *p = &c->plans[tp];
+		if (!c->opts->group_enabled[tracepoint_table[tp].group])
+			continue;
+		if (p->valid)
+			log_debug("%s: arguments by fixed plan (%u of them read in %u stack or "
+				  "object windows)",
+				  tracepoint_table[tp].event, plan_window_args(p), p->window_count);
+		else
+			log_debug("%s: probe sites with different argument specs: arguments "
+				  "through the spec map", tracepoint_table[tp].event);
+	}
+}
+
 static int load_bpf(struct collector *c)
 {
 	c->skel = extractor_bpf__open();
@@ -328,6 +355,8 @@ static int load_bpf(struct collector *c)
 		/* more unread bytes than this force a wake-up (extractor.bpf.c) */
 		c->skel->rodata->ring_wake_bytes[g] = (__u64)pages * RING_PAGE_SIZE / 4;
 	}
+	memcpy((void *)c->skel->rodata->fetch_plans, c->plans, sizeof(c->plans));
+	log_plans(c);
 	struct bpf_program *prog;
 	bpf_object__for_each_program(prog, c->skel->obj) {
 		enum tracepoint_id tp = TP_NONE;
@@ -491,7 +520,8 @@ static int setup(struct collector *c)
 	 * anything is loaded or created (a failed start leaves no queue). */
 	if (choose_mode(c) < 0)
 		return -1;
-	if (attachment_check_binary(c->opts->bitcoind_path, c->opts->group_enabled, err) < 0) {
+	if (attachment_check_binary(c->opts->bitcoind_path, c->opts->group_enabled, c->plans, err) <
+	    0) {
 		log_error("%s", err);
 		return -1;
 	}
@@ -510,8 +540,9 @@ static int setup(struct collector *c)
 		return -1;
 	}
 	update_filter(c);
+	struct loaded_plans loaded = loaded_plans(c);
 	if (attachment_attach(&c->attached, c->skel->obj, c->mode, c->opts->bitcoind_path,
-			      c->opts->group_enabled, c->generation, err) < 0) {
+			      c->opts->group_enabled, c->generation, &loaded, err) < 0) {
 		log_error("%s", err);
 		return -1;
 	}

@@ -114,4 +114,68 @@ static inline __u32 chunk_class_size(__u32 data_len)
 	return c;
 }
 
+/* ---- fetch plans ----
+ *
+ * How a tracepoint's arguments are read when every probe site of it has the
+ * same USDT argument spec (Bitcoin Core has one site per tracepoint). The
+ * collector builds one plan per tracepoint from the notes
+ * (collector/fetch_plan.c) and puts it in the .rodata global
+ *
+ *     const volatile struct fetch_plan fetch_plans[TP_COUNT];
+ *
+ * before load. The verifier reads frozen .rodata as constants, so a planned
+ * argument compiles down to one register load or one user-memory read,
+ * without the spec map lookup, the cookie and the per-argument branches of
+ * the generic path (bpf_usdt_arg's). Memory arguments based on the same
+ * register within FETCH_WINDOW_MAX bytes of each other (P2P messages: four
+ * stack slots of the caller) are read with one bpf_probe_read_user of the
+ * whole window into a per-CPU scratch buffer: one helper call, not four.
+ *
+ * valid == 0: no plan (sites with different specs, or none): the program
+ * uses the spec map. The .bss global __u32 plan_off[TP_COUNT], when
+ * non-zero, makes the program ignore a valid plan: the collector sets it
+ * before it attaches a binary whose specs differ from the loaded plans
+ * (an upgrade), since .rodata cannot change after load. */
+#define FETCH_MAX_ARGS 8u
+#define FETCH_WINDOW_COUNT 2u
+#define FETCH_WINDOW_MAX 1024u
+
+enum fetch_kind {
+	FETCH_CONST = 1,  /* val_off is the value */
+	FETCH_REG = 2,    /* the register at reg_off */
+	FETCH_DEREF = 3,  /* 8 bytes at register + val_off */
+	FETCH_WINDOW = 4, /* the same, from window `window`, at win_off in the scratch */
+};
+
+struct fetch_arg {
+	__u64 val_off;  /* as struct usdt_arg_spec: constant or offset */
+	__s16 reg_off;  /* offsetof(struct pt_regs, register) */
+	__u16 win_off;  /* FETCH_WINDOW: window * FETCH_WINDOW_MAX + offset in it */
+	__u8 kind;      /* enum fetch_kind; 0 past the last argument */
+	__u8 window;
+	__u8 is_signed;
+	__u8 bitshift;  /* 64 - 8 * size */
+};
+
+struct fetch_window {
+	__u64 off;      /* from the register, two's complement */
+	__s16 reg_off;
+	__u16 len;      /* 16 .. FETCH_WINDOW_MAX bytes */
+	__u32 reserved;
+};
+
+struct fetch_plan {
+	__u8 valid;
+	__u8 arg_count;
+	__u8 window_count;
+	__u8 reserved[5];
+	struct fetch_window windows[FETCH_WINDOW_COUNT];
+	struct fetch_arg args[FETCH_MAX_ARGS];
+};
+
+_Static_assert(sizeof(struct fetch_arg) == 16, "fetch_arg layout");
+_Static_assert(sizeof(struct fetch_plan) == 8 + 16 * FETCH_WINDOW_COUNT + 16 * FETCH_MAX_ARGS,
+	       "fetch_plan layout");
+_Static_assert(FETCH_WINDOW_COUNT * FETCH_WINDOW_MAX <= 65535, "win_off fits in 16 bits");
+
 #endif
