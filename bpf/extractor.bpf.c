@@ -8,11 +8,13 @@
  * sets RECORD_FLAG_READ_FAILED(arg) and leaves that field zero. The ring
  * does not zero records, and we do not zero them whole either: every
  * header and body field is written, reserved fields are zeroed by the
- * handler (ZERO), string buffers are zeroed before the read and hashes on
- * a failed argument, so padding, reserved fields and the tail of string
- * buffers never carry bytes of an earlier record. A string longer than
- * its buffer sets
- * RECORD_FLAG_TRUNCATED(arg). A failed reservation counts one lost event
+ * handler (ZERO), hashes and strings on a failed argument, so padding and
+ * reserved fields never carry bytes of an earlier record. The bytes of a
+ * string buffer after its NUL may (bpf_probe_read_user_str leaves them):
+ * zeroing them here cost the traced thread a store per 8 bytes of every
+ * buffer, so the collector zeroes them as it copies the record into the
+ * queue (collector/sink.c), and the queue never carries them. A string
+ * longer than its buffer sets RECORD_FLAG_TRUNCATED(arg). A failed reservation counts one lost event
  * for the tracepoint in drop_counts.
  *
  * Loaded by the collector either for uprobe-multi links (expected attach
@@ -123,7 +125,7 @@ static __always_inline void count_drop(__u16 tp)
 /* Applies the pid filter, then reserves an event record of
  * header + body_size bytes and fills its header (flags are set at submit).
  * The body is not zeroed: every handler writes every field of it, zeroes
- * its reserved fields, and arg_str()/arg_hash() zero what they did not
+ * its reserved fields, and arg_str()/arg_hash() zero a failed argument
  * fill. NULL when the process is filtered out or the ring is full
  * (counted). */
 static __always_inline struct record_header *event_reserve(void *ring, __u32 body_size, __u16 tp)
@@ -465,8 +467,9 @@ static __always_inline void arg_hash(struct args *a, const __u16 tp, const __u32
 }
 
 /* NUL-terminated string argument i into dst[size] (size is a constant
- * after inlining). dst is zeroed first, so the bytes after the NUL stay
- * zero; on a failed read the helper zeroes dst. bpf_probe_read_user_str
+ * after inlining). The bytes after the NUL are left as they were (the
+ * collector zeroes them); dst is zeroed when the argument fails, by the
+ * helper when the read does. bpf_probe_read_user_str
  * returns size both for a string of exactly size-1 bytes and for a longer
  * one (then it stores size-1 bytes and a NUL); in both cases it has read
  * src[size-1], which is the NUL only for the string that fits. If that byte
@@ -477,9 +480,10 @@ static __always_inline void arg_str(struct args *a, const __u16 tp, const __u32 
 	long p, n;
 	char last;
 
-	__builtin_memset(__builtin_assume_aligned(dst, 8), 0, size);
-	if (fetch_arg(a, tp, i, &p))
+	if (fetch_arg(a, tp, i, &p)) {
+		__builtin_memset(__builtin_assume_aligned(dst, 8), 0, size);
 		goto failed;
+	}
 	n = bpf_probe_read_user_str(dst, size, (const void *)p);
 	if (n < 0)
 		goto failed;

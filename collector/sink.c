@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "event_fields.h"
 #include "log.h"
 
 static uint64_t clock_ns(clockid_t id)
@@ -93,6 +94,26 @@ void sink_report_loss(struct sink *s)
 		write_loss(s);
 }
 
+/* BPF leaves the bytes after a string's NUL as the ring had them (bytes of
+ * an earlier record of the same ring: bpf/extractor.bpf.c says why); the
+ * queue gets zeros there. A buffer without a NUL is left alone: the
+ * publisher refuses such a record. */
+static void zero_string_tails(struct record_header *h, enum tracepoint_id tp)
+{
+	const struct event_layout *layout = &event_layouts[tp];
+	uint8_t *body = (uint8_t *)(h + 1);
+	if (h->kind != RECORD_EVENT || h->length < sizeof(*h) + layout->body_size)
+		return;
+	for (int i = 0; i < layout->field_count; i++) {
+		const struct event_field *f = &layout->fields[i];
+		if (f->kind != FIELD_STR)
+			continue;
+		uint8_t *nul = memchr(body + f->offset, 0, f->size);
+		if (nul)
+			memset(nul, 0, (size_t)(body + f->offset + f->size - nul));
+	}
+}
+
 void sink_event(struct sink *s, const void *record, size_t length)
 {
 	const struct record_header *src = record;
@@ -111,6 +132,7 @@ void sink_event(struct sink *s, const void *record, size_t length)
 	}
 	memcpy(dst, record, length);
 	dst->length = (uint32_t)length;
+	zero_string_tails(dst, tp);
 	dst->reserved = 0; /* the drop stamp, ours only */
 	dst->time_ns = src->time_ns + (uint64_t)s->boot_to_unix_ns;
 	queue_commit(s->queue, (uint32_t)length);
