@@ -901,10 +901,40 @@ int handle_mempool_rejected(struct pt_regs *ctx)
 	return 0;
 }
 
-/* ---- benchmark baseline: the cost of the uprobe alone ---- */
+/* ---- benchmark baselines (bench/tracepoint) ---- */
 
+/* The cost of the uprobe alone. */
 SEC("usdt")
 int bench_empty(struct pt_regs *ctx)
 {
+	return 0;
+}
+
+/* The least any extractor must do for mempool:added: its three arguments
+ * (the 32-byte txid and the fee are in bitcoind's memory) copied into a
+ * ring record, read by the same fetch plan as handle_mempool_added. No pid
+ * filter, timestamp, pid/tid, drop count or wake-up decision, and nobody
+ * consumes the ring (tp-bench-empty sizes it for the measurement): the
+ * floor under our program. */
+SEC("usdt")
+int bench_floor_mempool_added(struct pt_regs *ctx)
+{
+	const __u16 tp_ = TP_MEMPOOL_ADDED;
+	struct record_header *hdr;
+	struct ev_mempool_added *b;
+	struct args args_;
+	__u32 flags = 0;
+
+	hdr = bpf_ringbuf_reserve(&ring_mempool, sizeof(*hdr) + sizeof(*b), 0);
+	if (!hdr)
+		return 0;
+	b = (struct ev_mempool_added *)(hdr + 1);
+	args_begin(&args_, ctx, tp_);
+	ARG_HASH(0, b->txid);
+	b->vsize = ARG_INT(1);
+	b->fee = ARG_INT(2);
+	args_end(&args_);
+	hdr->flags = flags;
+	bpf_ringbuf_submit(hdr, BPF_RB_NO_WAKEUP);
 	return 0;
 }

@@ -17,7 +17,7 @@
 #   FIRE_CPU=0        CPU of the traced thread (tp-bench-fire)
 #   HELPER_CPU=1      CPU of ebpf-collector, the queue reader and the loader
 #   WORKLOADS=...     space-separated names (default: all, see workload_spec)
-#   DIAG=1            also measure "ours, collector paused" (no ring wake-ups)
+#   DIAG=0            1: also measure "ours, collector paused" (see below)
 #   PROFILE=1         a profiling pass after the timed runs: the kernel's BPF
 #                     run time per event (BPF_ENABLE_STATS), not used in ratios
 #   OUT=DIR           where results go (default BUILD_DIR/bench/tracepoint/results)
@@ -32,9 +32,15 @@
 #   empty   bench_empty on the probe (uprobe-multi link, tp-bench-empty)
 #   ours    the real ebpf-collector (default options) writing to a real queue
 #           in /dev/shm that tp-bench-drain reads and checks
-#   paused  (DIAG) ours with the collector stopped (SIGSTOP) while firing: the
-#           ring never has a sleeping reader to wake, so ours - paused is the
-#           cost of the wake-ups and paused - empty that of the program body
+#   floor   (mempool:added workloads) bench_floor_mempool_added on the probe:
+#           the tracepoint's arguments copied into a ring record and nothing
+#           else (no timestamp, pid, drop count or wake-up; nobody reads the
+#           ring): the least any extractor must do, so floor/empty is the best
+#           ratio a program could reach here
+#   paused  (DIAG) ours with the collector stopped (SIGSTOP) while firing.
+#           Since the lazy wake-up (docs/performance.md) a stopped collector
+#           has said it sleeps, so every event forces a wake-up: paused now
+#           measures that, not the program body alone (floor replaced it)
 #   alt     (ALT_COLLECTOR) as ours, with that collector binary
 #   altpaused  (ALT_COLLECTOR and DIAG) as paused, with that binary: the
 #           comparison of two BPF programs without the wake-ups' noise
@@ -45,7 +51,7 @@ BUILD=${1:-$SRC/build-bench}
 RUNS=${RUNS:-5}
 FIRE_CPU=${FIRE_CPU:-0}
 HELPER_CPU=${HELPER_CPU:-1}
-DIAG=${DIAG:-1}
+DIAG=${DIAG:-0}
 PROFILE=${PROFILE:-1}
 ALL_WORKLOADS="added added_paced p2p_100 p2p_10k p2p_1m"
 WORKLOADS=${WORKLOADS:-$ALL_WORKLOADS}
@@ -100,6 +106,17 @@ function stat(key,   n, i, a, med) { # "min / median / max" of the values listed
 	return 1
 }
 function add(key, v) { cnt[key]++; val[key, cnt[key]] = v }
+# One line per workload that has values under k1: "label  fmt(k1)  fmt(k2)".
+function ratio_table(title, col1, col2, k1, k2, width, d,   i, w, first) {
+	first = 1
+	for (i = 1; i <= nw; i++) {
+		w = wl[i]
+		if (!cnt[w SUBSEP k1]) continue
+		if (first) { print ""; print title; printf "%-33s %-" width "s %s\n", "workload", col1, col2; first = 0 }
+		printf "%-33s %-" width "s %s\n", label[w], fmt(w SUBSEP k1, d), fmt(w SUBSEP k2, d)
+	}
+}
+function cond_name(cc) { return (cc == 0) ? "none" : (cc == 1) ? "empty" : (cc == 2) ? "ours" : (cc == 3) ? "floor" : (cc == 4) ? "paused" : (cc == 5) ? "alt" : "altpaused" }
 function fmt(key, d) { return stat(key) ? sprintf("%." d "f / %." d "f / %." d "f", mn[key], md[key], mx[key]) : "-" }
 BEGIN {
 	n = split(labels, l, ";"); for (i = 1; i <= n; i++) if (split(l[i], p, "|") == 2) label[p[1]] = p[2]
@@ -125,8 +142,8 @@ END {
 		w = wl[i]
 		for (r in runs) {
 			if (!((r, w, "none") in t)) continue
-			for (cc = 1; cc <= 5; cc++) {
-				c = (cc == 1) ? "empty" : (cc == 2) ? "ours" : (cc == 3) ? "paused" : (cc == 4) ? "alt" : "altpaused"
+			for (cc = 1; cc <= 6; cc++) {
+				c = cond_name(cc)
 				if ((r, w, c) in t) add(w SUBSEP c SUBSEP "added", t[r, w, c] - t[r, w, "none"])
 			}
 			if ((r, w, "empty") in t && (r, w, "ours") in t) {
@@ -141,6 +158,12 @@ END {
 			}
 			if ((r, w, "empty") in cy && (r, w, "ours") in cy && cy[r, w, "empty"] > 0)
 				add(w SUBSEP "cy_ratio", cy[r, w, "ours"] / cy[r, w, "empty"])
+			if ((r, w, "empty") in t && (r, w, "floor") in t) {
+				add(w SUBSEP "floor_total", t[r, w, "floor"] / t[r, w, "empty"])
+				if ((r, w, "ours") in t) add(w SUBSEP "ours_floor", t[r, w, "ours"] / t[r, w, "floor"])
+			}
+			if ((r, w, "empty") in cy && (r, w, "floor") in cy && cy[r, w, "empty"] > 0)
+				add(w SUBSEP "cyf_ratio", cy[r, w, "floor"] / cy[r, w, "empty"])
 			if ((r, w, "empty") in cy && (r, w, "paused") in cy && cy[r, w, "empty"] > 0)
 				add(w SUBSEP "cyp_ratio", cy[r, w, "paused"] / cy[r, w, "empty"])
 			if ((r, w, "altpaused") in cy && (r, w, "paused") in cy && cy[r, w, "altpaused"] > 0)
@@ -163,8 +186,8 @@ END {
 			}
 		}
 		name = label[w] (metric[w] == "wall" ? " (wall)" : "")
-		for (cc = 0; cc <= 5; cc++) {
-			c = (cc == 0) ? "none" : (cc == 1) ? "empty" : (cc == 2) ? "ours" : (cc == 3) ? "paused" : (cc == 4) ? "alt" : "altpaused"
+		for (cc = 0; cc <= 6; cc++) {
+			c = cond_name(cc)
 			if (!cnt[w SUBSEP c]) continue
 			printf "%-33s %-9s %-30s %s\n", (cc == 0 ? name : ""), c, fmt(w SUBSEP c, 1),
 				(cc == 0 ? "" : fmt(w SUBSEP c SUBSEP "added", 1))
@@ -183,44 +206,27 @@ END {
 		w = wl[i]
 		if (!cnt[w SUBSEP "none" SUBSEP "cy"]) continue
 		if (first) { print ""; print "hardware counters of the traced thread per event, tight loops (min / median / max): cycles leave out"; print "preemption and the host taking the vCPU, but also the host-side handling of VM exits of the thread (IPIs)"; printf "%-33s %-10s %-33s %s\n", "workload", "cond", "cycles/event", "instructions/event"; first = 0 }
-		for (cc = 0; cc <= 5; cc++) {
-			c = (cc == 0) ? "none" : (cc == 1) ? "empty" : (cc == 2) ? "ours" : (cc == 3) ? "paused" : (cc == 4) ? "alt" : "altpaused"
+		for (cc = 0; cc <= 6; cc++) {
+			c = cond_name(cc)
 			if (!cnt[w SUBSEP c SUBSEP "cy"]) continue
 			printf "%-33s %-10s %-33s %s\n", (cc == 0 ? label[w] : ""), c, fmt(w SUBSEP c SUBSEP "cy", 0), fmt(w SUBSEP c SUBSEP "in", 0)
 		}
 		if (cnt[w SUBSEP "cy_ratio"]) printf "%-33s %-10s %s\n", "", "ours/empty", fmt(w SUBSEP "cy_ratio", 2)
+		if (cnt[w SUBSEP "cyf_ratio"]) printf "%-33s %-10s %s\n", "", "floor/empty", fmt(w SUBSEP "cyf_ratio", 2)
 		if (cnt[w SUBSEP "cyp_ratio"]) printf "%-33s %-10s %s\n", "", "paused/empty", fmt(w SUBSEP "cyp_ratio", 2)
 		if (cnt[w SUBSEP "cy_alt"]) printf "%-33s %-10s %s\n", "", "ours/alt", fmt(w SUBSEP "cy_alt", 3)
 		if (cnt[w SUBSEP "cy_altp"]) printf "%-33s %-10s %s\n", "", "paused/altpaused", fmt(w SUBSEP "cy_altp", 3)
 	}
-	first = 1
-	for (i = 1; i <= nw; i++) {
-		w = wl[i]
-		if (!cnt[w SUBSEP "alt_total"]) continue
-		if (first) { print ""; print "ours against alt (ALT_COLLECTOR), per run (min / median / max)"; printf "%-33s %-22s %s\n", "workload", "total: ours/alt", "added: (ours-none)/(alt-none)"; first = 0 }
-		printf "%-33s %-22s %s\n", label[w], fmt(w SUBSEP "alt_total", 3), fmt(w SUBSEP "alt_added", 3)
-	}
-	first = 1
-	for (i = 1; i <= nw; i++) {
-		w = wl[i]
-		if (!cnt[w SUBSEP "altp_total"]) continue
-		if (first) { print ""; print "paused against altpaused (the program bodies), per run (min / median / max)"; printf "%-33s %-22s %s\n", "workload", "total: paused/altpaused", "body: (paused-empty)/(altpaused-empty)"; first = 0 }
-		printf "%-33s %-22s %s\n", label[w], fmt(w SUBSEP "altp_total", 3), fmt(w SUBSEP "altp_body", 3)
-	}
-	first = 1
-	for (i = 1; i <= nw; i++) {
-		w = wl[i]
-		if (!cnt[w SUBSEP "wake"]) continue
-		if (first) { print ""; print "where the added time of ours goes (ns/event, min / median / max)"; printf "%-33s %-26s %s\n", "workload", "program: paused - empty", "ring wake-ups: ours - paused"; first = 0 }
-		printf "%-33s %-26s %s\n", label[w], fmt(w SUBSEP "body", 1), fmt(w SUBSEP "wake", 1)
-	}
-	first = 1
-	for (i = 1; i <= nw; i++) {
-		w = wl[i]
-		if (!cnt[w SUBSEP "bps"]) continue
-		if (first) { print ""; print "P2P payload throughput (MB/s = 10^6 bytes/s, min / median / max)"; printf "%-33s %-26s %s\n", "workload", "traced thread: size/ours", "copy: size/(ours-empty)"; first = 0 }
-		printf "%-33s %-26s %s\n", label[w], fmt(w SUBSEP "bps", 0) , fmt(w SUBSEP "copy_bps", 0)
-	}
+	ratio_table("the floor (arguments copied, nothing else) against empty, and ours against it, per run (min / median / max)",
+		"floor/empty", "ours/floor", "floor_total", "ours_floor", 22, 2)
+	ratio_table("ours against alt (ALT_COLLECTOR), per run (min / median / max)",
+		"total: ours/alt", "added: (ours-none)/(alt-none)", "alt_total", "alt_added", 22, 3)
+	ratio_table("paused against altpaused (the program bodies), per run (min / median / max)",
+		"total: paused/altpaused", "body: (paused-empty)/(altpaused-empty)", "altp_total", "altp_body", 22, 3)
+	ratio_table("where the added time of ours goes (ns/event, min / median / max)",
+		"program: paused - empty", "ring wake-ups: ours - paused", "body", "wake", 26, 1)
+	ratio_table("P2P payload throughput (MB/s = 10^6 bytes/s, min / median / max)",
+		"traced thread: size/ours", "copy: size/(ours-empty)", "bps", "copy_bps", 26, 0)
 	# profiling pass
 	np = 0
 	while ((getline line < prof) > 0) {
@@ -329,10 +335,11 @@ wait_ready() { # pid what
 	return 1
 }
 
-start_empty() { # [extra options]
+start_empty() { # [extra options]; PROBES: the probes (default both)
 	rm -f "$TMP/ready"
-	"${PIN_HELPER[@]}" "$EMPTY" --ready-file "$TMP/ready" "$@" "$FIRE" mempool:added net:inbound_message \
-		2>"$TMP/empty.err" &
+	# shellcheck disable=SC2086 # PROBES is a list
+	"${PIN_HELPER[@]}" "$EMPTY" --ready-file "$TMP/ready" "$@" "$FIRE" \
+		${PROBES:-mempool:added net:inbound_message} 2>"$TMP/empty.err" &
 	EPID=$!
 	wait_ready $EPID || { cat "$TMP/empty.err" >&2; die "tp-bench-empty did not attach"; }
 }
@@ -392,6 +399,11 @@ measure() {
 		start_empty
 		fire_out=$("${PIN_FIRE[@]}" "$FIRE" --expect-attached yes $args)
 		stop_empty ;;
+	floor)
+		# 32 MiB of ring: 380,000 records, more than a measurement fires
+		PROBES=mempool:added start_empty --program bench_floor_mempool_added --ring-pages 8192
+		fire_out=$("${PIN_FIRE[@]}" "$FIRE" --expect-attached yes $args)
+		stop_empty ;;
 	ours)
 		start_ours
 		fire_out=$("${PIN_FIRE[@]}" "$FIRE" --expect-attached yes $args)
@@ -410,7 +422,7 @@ measure() {
 		kill -CONT "$CPID"
 		stop_ours ;;
 	esac
-	if [ "$cond" != none ] && [ "$cond" != empty ]; then
+	if [ "$cond" != none ] && [ "$cond" != empty ] && [ "$cond" != floor ]; then
 		delivered=$(field events "$DRAINED")
 		lost=$(field stats_lost "$DRAINED")
 		bad=$(field bad "$DRAINED")
@@ -427,6 +439,7 @@ measure() {
 
 conditions_for() { # workload: conditions measured for it
 	local conds="none empty ours${ALT_COLLECTOR:+ alt}" spec size args count
+	[[ $(workload_spec "$1") == *"|"*mempool_added* ]] && conds="$conds floor"
 	if [ "$DIAG" = 1 ]; then
 		spec=$(workload_spec "$1")
 		IFS='|' read -r _ args _ size <<<"$spec"

@@ -6,7 +6,14 @@
  * tracepoint with its semaphore as ref_ctr_offset), then waits for SIGINT or
  * SIGTERM and detaches.
  *
- *   tp-bench-empty [--ready-file PATH] [--bpf-stats] BINARY PROVIDER:NAME...
+ *   tp-bench-empty [--ready-file PATH] [--bpf-stats] [--program NAME]
+ *                  [--ring-pages N] BINARY PROVIDER:NAME...
+ *
+ * --program attaches another program of the object instead, e.g.
+ * bench_floor_mempool_added (the floor: the arguments copied, nothing
+ * else); the fetch plans of the probes named are loaded for it as the
+ * collector loads them, and --ring-pages sizes ring_mempool (nobody
+ * consumes it: it must hold every event of the measurement).
  *
  * The program is loaded from the same skeleton as the collector's, with the
  * same expected attach type (BPF_TRACE_UPROBE_MULTI, 48), and nothing else
@@ -33,7 +40,9 @@
 
 #include "bpf_shared.h"
 #include "extractor.skel.h"
+#include "fetch_plan.h"
 #include "tp_common.h"
+#include "tracepoints_table.h"
 #include "uprobe_multi.h"
 #include "usdt_args.h"
 #include "usdt_notes.h"
@@ -46,22 +55,60 @@ static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list a
 	return level == LIBBPF_DEBUG ? 0 : vfprintf(stderr, fmt, ap);
 }
 
+/* "mempool:added" into provider (64 bytes) and the name after the colon. */
+static const char *split_probe(const char *probe, char provider[64])
+{
+	const char *colon = strchr(probe, ':');
+	if (!colon || colon - probe >= 64) {
+		fprintf(stderr, "tp-bench-empty: bad probe name '%s' (PROVIDER:NAME)\n", probe);
+		return NULL;
+	}
+	memcpy(provider, probe, (size_t)(colon - probe));
+	provider[colon - probe] = '\0';
+	return colon + 1;
+}
+
+/* The fetch plan of each probe named, as the collector builds it. */
+static int set_plans(struct extractor_bpf *skel, const struct usdt_notes *notes,
+		     char *const probes[], int count)
+{
+	char provider[64], err[512];
+	for (int i = 0; i < count; i++) {
+		const char *name = split_probe(probes[i], provider);
+		enum tracepoint_id tp = name ? tracepoint_find(provider, name) : TP_NONE;
+		if (tp == TP_NONE) {
+			fprintf(stderr, "tp-bench-empty: %s is no tracepoint of ours\n", probes[i]);
+			return -1;
+		}
+		struct fetch_plan plan;
+		unsigned sites = 0;
+		for (const struct usdt_probe *p = usdt_notes_find(notes, provider, name, NULL); p;
+		     p = usdt_notes_find(notes, provider, name, p)) {
+			struct usdt_spec spec;
+			if (usdt_spec_parse(provider, name, p->args, -1, 0, &spec, err, sizeof(err)) < 0) {
+				fprintf(stderr, "tp-bench-empty: %s\n", err);
+				return -1;
+			}
+			fetch_plan_add_site(&plan, sites++, &spec);
+		}
+		if (sites)
+			memcpy((void *)&skel->rodata->fetch_plans[tp], &plan, sizeof(plan));
+	}
+	return 0;
+}
+
 static int attach_probe(int prog_fd, int specs_fd, int bin_fd, const char *path,
 			const struct usdt_notes *notes, const char *probe, int *next_id)
 {
 	char provider[64], err[512];
-	const char *colon = strchr(probe, ':');
 	uint64_t offsets[MAX_SITES], ref_ctrs[MAX_SITES], cookies[MAX_SITES];
 	uint32_t count = 0;
+	const char *name = split_probe(probe, provider);
 
-	if (!colon || (size_t)(colon - probe) >= sizeof(provider)) {
-		fprintf(stderr, "tp-bench-empty: bad probe name '%s' (PROVIDER:NAME)\n", probe);
+	if (!name)
 		return -1;
-	}
-	memcpy(provider, probe, (size_t)(colon - probe));
-	provider[colon - probe] = '\0';
-	for (const struct usdt_probe *p = usdt_notes_find(notes, provider, colon + 1, NULL); p;
-	     p = usdt_notes_find(notes, provider, colon + 1, p)) {
+	for (const struct usdt_probe *p = usdt_notes_find(notes, provider, name, NULL); p;
+	     p = usdt_notes_find(notes, provider, name, p)) {
 		struct usdt_spec spec;
 		int id = (*next_id)++;
 
@@ -70,7 +117,7 @@ static int attach_probe(int prog_fd, int specs_fd, int bin_fd, const char *path,
 			return -1;
 		}
 		if (usdt_probe_site_check(bin_fd, path, p, err, sizeof(err)) < 0 ||
-		    usdt_spec_parse(provider, colon + 1, p->args, -1, (uint64_t)id, &spec, err,
+		    usdt_spec_parse(provider, name, p->args, -1, (uint64_t)id, &spec, err,
 				    sizeof(err)) < 0) {
 			fprintf(stderr, "tp-bench-empty: %s\n", err);
 			return -1;
@@ -98,8 +145,9 @@ static int attach_probe(int prog_fd, int specs_fd, int bin_fd, const char *path,
 
 int main(int argc, char **argv)
 {
-	const char *ready = NULL;
+	const char *ready = NULL, *program = "bench_empty";
 	bool stats = false;
+	unsigned ring_pages = 1;
 	int argi = 1;
 
 	for (; argi < argc && argv[argi][0] == '-'; argi++) {
@@ -107,12 +155,16 @@ int main(int argc, char **argv)
 			ready = argv[++argi];
 		else if (!strcmp(argv[argi], "--bpf-stats"))
 			stats = true;
+		else if (!strcmp(argv[argi], "--program") && argi + 1 < argc)
+			program = argv[++argi];
+		else if (!strcmp(argv[argi], "--ring-pages") && argi + 1 < argc)
+			ring_pages = (unsigned)strtoul(argv[++argi], NULL, 10);
 		else
 			break;
 	}
 	if (argc - argi < 2) {
-		fprintf(stderr, "usage: tp-bench-empty [--ready-file PATH] [--bpf-stats] BINARY "
-				"PROVIDER:NAME...\n");
+		fprintf(stderr, "usage: tp-bench-empty [--ready-file PATH] [--bpf-stats] [--program NAME] "
+				"[--ring-pages N] BINARY PROVIDER:NAME...\n");
 		return 2;
 	}
 	const char *path = argv[argi++];
@@ -125,46 +177,60 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 
 	libbpf_set_print(quiet_print);
+	char msg[512];
+	int rc = 1, bin_fd = open(path, O_RDONLY | O_CLOEXEC), links[64], nlinks = 0, next_id = 0;
+	int stats_fd = -1;
+	struct usdt_notes notes = { 0 };
+	struct bpf_program *bench = NULL;
 	struct extractor_bpf *skel = extractor_bpf__open();
 	if (!skel) {
 		fprintf(stderr, "tp-bench-empty: opening the BPF object: %s\n", strerror(errno));
-		return 1;
+		goto out;
 	}
-	struct bpf_map *map;
-	bpf_object__for_each_map(map, skel->obj)
-		if (bpf_map__type(map) == BPF_MAP_TYPE_RINGBUF)
-			bpf_map__set_max_entries(map, RING_PAGE_SIZE); /* unused here */
-	struct bpf_program *prog;
-	bpf_object__for_each_program(prog, skel->obj)
-		bpf_program__set_autoload(prog, prog == skel->progs.bench_empty);
-	bpf_program__set_expected_attach_type(skel->progs.bench_empty,
-					      (enum bpf_attach_type)EXTRACTOR_BPF_TRACE_UPROBE_MULTI);
-	int err = extractor_bpf__load(skel);
-	if (err) {
-		fprintf(stderr, "tp-bench-empty: loading bench_empty: %s%s\n", strerror(-err),
-			err == -EPERM || err == -EACCES ? " (needs CAP_BPF and CAP_PERFMON)" : "");
-		extractor_bpf__destroy(skel);
-		return 1;
-	}
-	int stats_fd = -1;
-	if (stats && (stats_fd = tp_enable_bpf_stats()) < 0)
-		fprintf(stderr, "tp-bench-empty: BPF_ENABLE_STATS: %s\n", strerror(-stats_fd));
-
-	char msg[512];
-	int rc = 1, bin_fd = open(path, O_RDONLY | O_CLOEXEC), links[64], nlinks = 0, next_id = 0;
-	struct usdt_notes notes = { 0 };
-	struct bpf_map *specs = bpf_object__find_map_by_name(skel->obj, "__bpf_usdt_specs");
 	if (bin_fd < 0) {
 		fprintf(stderr, "tp-bench-empty: %s: %s\n", path, strerror(errno));
 		goto out;
 	}
-	if (usdt_spec_map_check(specs, USDT_MAX_SPEC_CNT, msg, sizeof(msg)) < 0 ||
-	    usdt_notes_read(bin_fd, path, &notes, msg, sizeof(msg)) < 0) {
+	if (usdt_notes_read(bin_fd, path, &notes, msg, sizeof(msg)) < 0) {
+		fprintf(stderr, "tp-bench-empty: %s\n", msg);
+		goto out;
+	}
+	struct bpf_map *map;
+	bpf_object__for_each_map(map, skel->obj)
+		if (bpf_map__type(map) == BPF_MAP_TYPE_RINGBUF)
+			bpf_map__set_max_entries(map, (map == skel->maps.ring_mempool ? ring_pages : 1) *
+							      RING_PAGE_SIZE);
+	struct bpf_program *prog;
+	bpf_object__for_each_program(prog, skel->obj) {
+		bool wanted = !strcmp(bpf_program__name(prog), program);
+		bpf_program__set_autoload(prog, wanted);
+		if (wanted)
+			bench = prog;
+	}
+	if (!bench) {
+		fprintf(stderr, "tp-bench-empty: the BPF object has no program %s\n", program);
+		goto out;
+	}
+	bpf_program__set_expected_attach_type(bench,
+					      (enum bpf_attach_type)EXTRACTOR_BPF_TRACE_UPROBE_MULTI);
+	if (set_plans(skel, &notes, &argv[argi], argc - argi) < 0)
+		goto out;
+	int err = extractor_bpf__load(skel);
+	if (err) {
+		fprintf(stderr, "tp-bench-empty: loading %s: %s%s\n", program, strerror(-err),
+			err == -EPERM || err == -EACCES ? " (needs CAP_BPF and CAP_PERFMON)" : "");
+		goto out;
+	}
+	if (stats && (stats_fd = tp_enable_bpf_stats()) < 0)
+		fprintf(stderr, "tp-bench-empty: BPF_ENABLE_STATS: %s\n", strerror(-stats_fd));
+
+	struct bpf_map *specs = bpf_object__find_map_by_name(skel->obj, "__bpf_usdt_specs");
+	if (usdt_spec_map_check(specs, USDT_MAX_SPEC_CNT, msg, sizeof(msg)) < 0) {
 		fprintf(stderr, "tp-bench-empty: %s\n", msg);
 		goto out;
 	}
 	for (; argi < argc && nlinks < 64; argi++) {
-		int fd = attach_probe(bpf_program__fd(skel->progs.bench_empty), bpf_map__fd(specs),
+		int fd = attach_probe(bpf_program__fd(bench), bpf_map__fd(specs),
 				      bin_fd, path, &notes, argv[argi], &next_id);
 		if (fd < 0)
 			goto out;
