@@ -10,12 +10,12 @@
  * header and body field is written, reserved fields are zeroed by the
  * handler (ZERO), hashes and strings on a failed argument, so padding and
  * reserved fields never carry bytes of an earlier record. The bytes of a
- * string buffer after its NUL may (bpf_probe_read_user_str leaves them):
- * zeroing them here cost the traced thread a store per 8 bytes of every
- * buffer, so the collector zeroes them as it copies the record into the
- * queue (collector/sink.c), and the queue never carries them. A string
- * longer than its buffer sets RECORD_FLAG_TRUNCATED(arg). A failed reservation counts one lost event
- * for the tracepoint in drop_counts.
+ * string buffer after its NUL may (bpf_probe_read_user_str leaves them as
+ * they were): zeroing them here cost the traced thread a store per 8 bytes
+ * of every buffer, so the collector zeroes them as it copies the record
+ * into the queue (collector/sink.c), and the queue never carries them. A
+ * string longer than its buffer sets RECORD_FLAG_TRUNCATED(arg). A failed
+ * reservation counts one lost event for the tracepoint in drop_counts.
  *
  * Loaded by the collector either for uprobe-multi links (expected attach
  * type BPF_TRACE_UPROBE_MULTI, spec map filled by the collector, cookie =
@@ -125,9 +125,8 @@ static __always_inline void count_drop(__u16 tp)
 /* Applies the pid filter, then reserves an event record of
  * header + body_size bytes and fills its header (flags are set at submit).
  * The body is not zeroed: every handler writes every field of it, zeroes
- * its reserved fields, and arg_str()/arg_hash() zero a failed argument
- * fill. NULL when the process is filtered out or the ring is full
- * (counted). */
+ * its reserved fields, and arg_str()/arg_hash() zero a failed argument.
+ * NULL when the process is filtered out or the ring is full (counted). */
 static __always_inline struct record_header *event_reserve(void *ring, __u32 body_size, __u16 tp)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -469,8 +468,8 @@ static __always_inline void arg_hash(struct args *a, const __u16 tp, const __u32
 /* NUL-terminated string argument i into dst[size] (size is a constant
  * after inlining). The bytes after the NUL are left as they were (the
  * collector zeroes them); dst is zeroed when the argument fails, by the
- * helper when the read does. bpf_probe_read_user_str
- * returns size both for a string of exactly size-1 bytes and for a longer
+ * helper when the read does. bpf_probe_read_user_str returns size both
+ * for a string of exactly size-1 bytes and for a longer
  * one (then it stores size-1 bytes and a NUL); in both cases it has read
  * src[size-1], which is the NUL only for the string that fits. If that byte
  * cannot be read again we flag truncation rather than risk a silent cut. */
