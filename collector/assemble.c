@@ -21,14 +21,23 @@ void assembler_free(struct assembler *a)
 
 unsigned assembler_pending(const struct assembler *a)
 {
-	unsigned n = 0;
-	for (int i = 0; i < ASSEMBLY_SLOTS; i++)
-		n += a->slots[i].active ? 1 : 0;
-	return n;
+	return a->in_progress;
+}
+
+/* Every change of a slot's active flag goes through here (the count
+ * spares the scans below when nothing is in progress, the common case). */
+static void slot_set_active(struct assembler *a, struct assembly_slot *s, int active)
+{
+	a->in_progress += (unsigned)active - (unsigned)s->active;
+	s->active = active;
 }
 
 static struct assembly_slot *slot_of_tid(struct assembler *a, uint32_t tid)
 {
+	if (a->last && a->last->active && a->last->tid == tid)
+		return a->last;
+	if (a->in_progress == 0)
+		return NULL;
 	for (int i = 0; i < ASSEMBLY_SLOTS; i++)
 		if (a->slots[i].active && a->slots[i].tid == tid)
 			return &a->slots[i];
@@ -38,6 +47,8 @@ static struct assembly_slot *slot_of_tid(struct assembler *a, uint32_t tid)
 /* A free slot, or the least recently used one (whose message is lost). */
 static struct assembly_slot *slot_take(struct assembler *a, enum tracepoint_id *evicted)
 {
+	if (a->last && !a->last->active)
+		return a->last;
 	struct assembly_slot *oldest = &a->slots[0];
 	for (int i = 0; i < ASSEMBLY_SLOTS; i++) {
 		if (!a->slots[i].active)
@@ -46,7 +57,7 @@ static struct assembly_slot *slot_take(struct assembler *a, enum tracepoint_id *
 			oldest = &a->slots[i];
 	}
 	*evicted = ((const struct record_header *)oldest->buf)->tracepoint;
-	oldest->active = 0;
+	slot_set_active(a, oldest, 0);
 	return oldest;
 }
 
@@ -74,7 +85,7 @@ static enum assemble_status begin_message(struct assembler *a, const void *data,
 	 * which counted it; start over. */
 	struct assembly_slot *s = slot_of_tid(a, h->tid);
 	if (s)
-		s->active = 0;
+		slot_set_active(a, s, 0);
 
 	uint64_t payload = m->size < P2P_PAYLOAD_MAX ? m->size : P2P_PAYLOAD_MAX;
 	if (payload == 0) {
@@ -98,7 +109,8 @@ static enum assemble_status begin_message(struct assembler *a, const void *data,
 	s->size = payload;
 	s->filled = 0;
 	s->last_use = ++a->clock;
-	s->active = 1;
+	slot_set_active(a, s, 1);
+	a->last = s;
 	return ASSEMBLE_PENDING;
 }
 
@@ -116,19 +128,20 @@ static enum assemble_status add_chunk(struct assembler *a, const void *data, siz
 	struct record_header *mh = (struct record_header *)s->buf;
 	if (mh->tracepoint != h->tracepoint || mh->time_ns != h->time_ns ||
 	    c->offset != s->filled || c->data_len > s->size - s->filled) {
-		s->active = 0; /* out of step: BPF lost a piece */
+		slot_set_active(a, s, 0); /* out of step: BPF lost a piece */
 		return ASSEMBLE_IGNORED;
 	}
 	memcpy(s->buf + MESSAGE_PREFIX + s->filled, c->data, c->data_len);
 	s->filled += c->data_len;
 	mh->flags |= h->flags;
 	s->last_use = ++a->clock;
+	a->last = s;
 	if (s->filled < s->size)
 		return ASSEMBLE_PENDING;
 
 	out->record = s->buf;
 	out->length = mh->length;
-	s->active = 0;
+	slot_set_active(a, s, 0);
 	a->finished = s;
 	return ASSEMBLE_COMPLETE;
 }

@@ -32,6 +32,10 @@ struct assembler {
 	struct assembly_slot slots[ASSEMBLY_SLOTS];
 	uint64_t clock;
 	struct assembly_slot *finished; /* returned last call; trimmed next call */
+	/* The slot used last: a message's chunks follow it (a lookup without
+	 * the scan), and once complete it is the free slot to take next. */
+	struct assembly_slot *last;
+	unsigned in_progress; /* active slots */
 };
 
 enum assemble_status {
