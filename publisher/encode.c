@@ -9,12 +9,18 @@
  * everything is validated and encoded from that copy; only the P2P payload
  * is copied straight from the record into the output, with a length checked
  * beforehand. Nothing is read beyond `length`.
+ *
+ * Speed: this runs for every event. encoder_init works out, per tracepoint,
+ * what all its events share (struct encode_plan: subject, encoded keys,
+ * field roles, the most bytes an event can take), and an event is written
+ * with mp_write.h's unchecked writes after one capacity check.
  */
 #include "encode.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,137 +157,83 @@ int subject_prefix_check(const char *prefix, char err[ENCODE_ERROR_LEN])
 	return 0;
 }
 
-/* ---- encoder ---- */
+/* ---- packing helpers (mp_write.h; errors are sticky in b->failed) ---- */
 
-int encoder_init(struct encoder *e, const char *node, const char *prefix,
-		 char err[ENCODE_ERROR_LEN])
+static void kv_u64(struct mp_buf *b, const char *key, uint64_t v)
 {
-	memset(e, 0, sizeof(*e));
-	char host[SUBJECT_PREFIX_MAX + 1];
-	if (!node) {
-		if (gethostname(host, sizeof(host)) != 0) {
-			fail(err, "cannot read the host name (%s): give --node-name", strerror(errno));
-			return -1;
-		}
-		host[sizeof(host) - 1] = '\0';
-		node = host;
-	}
-	size_t nlen = strlen(node);
-	if (nlen == 0) {
-		fail(err, "the node name is empty: give --node-name NAME");
-		return -1;
-	}
-	if (nlen > SUBJECT_PREFIX_MAX) {
-		fail(err, "the node name is %zu bytes long, at most %d", nlen, SUBJECT_PREFIX_MAX);
-		return -1;
-	}
-	_Static_assert(sizeof(e->node) > SUBJECT_PREFIX_MAX, "node buffer");
-	_Static_assert(sizeof(e->prefix) > SUBJECT_PREFIX_MAX, "prefix buffer");
-	memcpy(e->node, node, nlen + 1);
-	if (prefix) {
-		if (subject_prefix_check(prefix, err) != 0)
-			return -1;
-		memcpy(e->prefix, prefix, strlen(prefix) + 1);
-	} else {
-		memcpy(e->prefix, "btc.", 4);
-		subject_token(node, e->prefix + 4, sizeof(e->prefix) - 4);
-	}
-	e->pid = (uint32_t)getpid();
-	if (p2p_decoder_init(&e->dec) != 0) {
-		fail(err, "cannot make a SHA-256 context (OpenSSL)");
-		return -1;
-	}
-	msgpack_sbuffer_init(&e->buf);
-	msgpack_packer_init(&e->pk, &e->buf, msgpack_sbuffer_write);
-	return 0;
+	mp_str(b, key, strlen(key));
+	mp_uint(b, v);
 }
 
-void encoder_free(struct encoder *e)
+static void kv_bool(struct mp_buf *b, const char *key, bool v)
 {
-	msgpack_sbuffer_destroy(&e->buf);
-	p2p_decoder_free(&e->dec);
-	memset(e, 0, sizeof(*e));
+	mp_str(b, key, strlen(key));
+	mp_bool(b, v);
 }
 
-/* Grows the buffer to hold `need` bytes in one step (a 4 MB block would
- * otherwise take several doublings). */
-static int reserve(struct encoder *e, size_t need)
+static void kv_str(struct mp_buf *b, const char *key, const char *v)
 {
-	if (e->buf.alloc >= need)
-		return 0;
-	char *p = realloc(e->buf.data, need);
-	if (!p)
-		return -1;
-	e->buf.data = p;
-	e->buf.alloc = need;
-	return 0;
+	mp_str(b, key, strlen(key));
+	mp_str(b, v, strlen(v));
 }
 
-/* ---- packing helpers: 0 or -1 (the buffer could not grow) ---- */
+/* The most bytes put_common writes, besides the node name and the event
+ * name: a map header, seven keys (41 bytes), five integers and two str
+ * headers. */
+/* The most bytes put_common writes besides its tail: a map header, five
+ * keys (30 bytes) and five integers. */
+#define COMMON_BOUND (MP_HEADER_MAX + 30 + 5 * MP_INT_MAX)
 
-#define TRY(x)                          \
-	do {                            \
-		if ((x) != 0)           \
-			return -1;      \
-	} while (0)
-
-static int pk_str(msgpack_packer *pk, const char *s, size_t n)
+/* The tail of the common keys, the same for every record of one event
+ * type: "node": <node>, "event": <event> (at most COMMON_TAIL_MAX bytes). */
+static unsigned char *put_common_tail(unsigned char *p, const struct encoder *e,
+				      const char *event, size_t event_len)
 {
-	TRY(msgpack_pack_str(pk, n));
-	return msgpack_pack_str_body(pk, s, n);
+	p = MP_PUT_KEY(p, "node");
+	p = mp_put_str(p, e->node, e->node_len);
+	p = MP_PUT_KEY(p, "event");
+	return mp_put_str(p, event, event_len);
 }
 
-static int pk_key(msgpack_packer *pk, const char *key)
+/* The map header and the keys every record but publisher_stats starts
+ * with (COMMON_KEYS), at a cursor with room for COMMON_BOUND + tail_len. */
+static unsigned char *put_common(unsigned char *p, uint32_t map_size, uint64_t stream_id,
+				 uint64_t seq, const struct record_header *h,
+				 const unsigned char *tail, size_t tail_len)
 {
-	return pk_str(pk, key, strlen(key));
+	p = mp_put_map(p, map_size);
+	p = MP_PUT_KEY(p, "stream_id");
+	p = mp_put_uint(p, stream_id);
+	p = MP_PUT_KEY(p, "seq");
+	p = mp_put_uint(p, seq);
+	p = MP_PUT_KEY(p, "time_ns");
+	p = mp_put_uint(p, h->time_ns);
+	p = MP_PUT_KEY(p, "pid");
+	p = mp_put_uint(p, h->pid);
+	p = MP_PUT_KEY(p, "tid");
+	p = mp_put_uint(p, h->tid);
+	return mp_put_raw(p, tail, tail_len);
 }
 
-static int pk_bool(msgpack_packer *pk, bool b)
+/* put_common for the collector's records (checked). */
+static void pack_common(struct encoder *e, uint32_t map_size, uint64_t stream_id, uint64_t seq,
+			const struct record_header *h, const char *event)
 {
-	return b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-}
-
-static int pk_kv_u64(msgpack_packer *pk, const char *key, uint64_t v)
-{
-	TRY(pk_key(pk, key));
-	return msgpack_pack_uint64(pk, v);
-}
-
-static int pk_kv_bool(msgpack_packer *pk, const char *key, bool v)
-{
-	TRY(pk_key(pk, key));
-	return pk_bool(pk, v);
-}
-
-static int pk_kv_str(msgpack_packer *pk, const char *key, const char *v)
-{
-	TRY(pk_key(pk, key));
-	return pk_str(pk, v, strlen(v));
-}
-
-static int pk_common(struct encoder *e, uint32_t map_size, uint64_t stream_id, uint64_t seq,
-		     const struct record_header *h, const char *event)
-{
-	msgpack_packer *pk = &e->pk;
-	TRY(msgpack_pack_map(pk, map_size));
-	TRY(pk_kv_u64(pk, "stream_id", stream_id));
-	TRY(pk_kv_u64(pk, "seq", seq));
-	TRY(pk_kv_u64(pk, "time_ns", h->time_ns));
-	TRY(pk_kv_u64(pk, "pid", h->pid));
-	TRY(pk_kv_u64(pk, "tid", h->tid));
-	TRY(pk_kv_str(pk, "node", e->node));
-	return pk_kv_str(pk, "event", event);
+	unsigned char tail[COMMON_TAIL_MAX];
+	size_t tail_len = (size_t)(put_common_tail(tail, e, event, strlen(event)) - tail);
+	unsigned char *p = mp_room(&e->buf, COMMON_BOUND + tail_len);
+	if (p)
+		mp_commit(&e->buf, put_common(p, map_size, stream_id, seq, h, tail, tail_len));
 }
 
 /* "attached": the names of the tracepoints whose bit is set (validated). */
-static int pk_attached(msgpack_packer *pk, uint32_t attached)
+static void pack_attached(struct mp_buf *b, uint32_t attached)
 {
-	TRY(pk_key(pk, "attached"));
-	TRY(msgpack_pack_array(pk, (size_t)__builtin_popcount(attached)));
+	MP_KEY(b, "attached");
+	mp_array(b, (size_t)__builtin_popcount(attached));
 	for (int tp = 1; tp < TP_COUNT; tp++)
 		if (attached & (1u << tp))
-			TRY(pk_key(pk, tracepoint_table[tp].event));
-	return 0;
+			mp_str(b, tracepoint_table[tp].event, strlen(tracepoint_table[tp].event));
 }
 
 static const char *counter_name(int tp)
@@ -318,51 +270,191 @@ static bool all_zero(const unsigned char *p, size_t n)
 	return true;
 }
 
-static int pk_field(msgpack_packer *pk, const struct event_field *f, const unsigned char *body,
-		    const unsigned char *payload, uint64_t payload_len)
+/* A hash as bin, reversed into the order bitcoin-cli prints. */
+static unsigned char *put_hash(unsigned char *p, const unsigned char *h, size_t size)
 {
-	const unsigned char *p = body + f->offset;
-	TRY(pk_key(pk, f->name));
-	switch (f->kind) {
-	case FIELD_I64:
-		return msgpack_pack_int64(pk, (int64_t)rd_u64(p));
-	case FIELD_U64:
-		return msgpack_pack_uint64(pk, rd_u64(p));
-	case FIELD_I32:
-		return msgpack_pack_int32(pk, (int32_t)rd_u32(p));
-	case FIELD_U32:
-		return msgpack_pack_uint32(pk, rd_u32(p));
-	case FIELD_BOOL:
-		return pk_bool(pk, p[0] != 0);
-	case FIELD_STR:
-		return pk_str(pk, (const char *)p, strnlen((const char *)p, f->size));
-	case FIELD_HASH: {
-		unsigned char rev[HASH_LEN];
-		size_t n = f->size < HASH_LEN ? f->size : HASH_LEN;
-		for (size_t i = 0; i < n; i++)
-			rev[i] = p[n - 1 - i];
-		TRY(msgpack_pack_bin(pk, n));
-		return msgpack_pack_bin_body(pk, rev, n);
+	size_t n = size < HASH_LEN ? size : HASH_LEN;
+	p = mp_put_bin_header(p, n);
+	if (n == HASH_LEN) { /* the usual case: four byte-swapped words */
+		for (int w = 0; w < 4; w++) {
+			uint64_t v = __builtin_bswap64(rd_u64(h + 8 * (3 - w)));
+			memcpy(p + 8 * w, &v, sizeof(v));
+		}
+		return p + n;
 	}
-	case FIELD_PAYLOAD:
-		TRY(msgpack_pack_bin(pk, (size_t)payload_len));
-		return msgpack_pack_bin_body(pk, payload, (size_t)payload_len);
-	}
-	return -1;
+	for (size_t i = 0; i < n; i++)
+		p[i] = h[n - 1 - i];
+	return p + n;
 }
 
-static int pk_flag_keys(msgpack_packer *pk, const struct event_field *f, int i, uint32_t flags)
+/* The most bytes put_value writes for a field (a payload: plus its length). */
+static size_t value_bound(const struct event_field *f)
 {
-	char key[64];
-	if (flags & RECORD_FLAG_TRUNCATED(i)) {
-		snprintf(key, sizeof(key), "%s_truncated", f->name);
-		TRY(pk_kv_bool(pk, key, true));
+	switch (f->kind) {
+	case FIELD_STR:
+	case FIELD_HASH:
+		return MP_HEADER_MAX + f->size;
+	case FIELD_PAYLOAD:
+		return MP_HEADER_MAX;
+	default:
+		return MP_INT_MAX;
 	}
-	if (flags & RECORD_FLAG_READ_FAILED(i)) {
-		snprintf(key, sizeof(key), "%s_read_failed", f->name);
-		TRY(pk_kv_bool(pk, key, true));
+}
+
+/* The value of one field (its key is written by the caller). */
+static unsigned char *put_value(unsigned char *p, const struct event_field *f,
+				const unsigned char *body, const unsigned char *payload,
+				uint64_t payload_len)
+{
+	const unsigned char *v = body + f->offset;
+	switch (f->kind) {
+	case FIELD_I64:
+		return mp_put_int(p, (int64_t)rd_u64(v));
+	case FIELD_U64:
+		return mp_put_uint(p, rd_u64(v));
+	case FIELD_I32:
+		return mp_put_int(p, (int32_t)rd_u32(v));
+	case FIELD_U32:
+		return mp_put_uint(p, rd_u32(v));
+	case FIELD_BOOL:
+		return mp_put_bool(p, v[0] != 0);
+	case FIELD_STR:
+		return mp_put_str(p, (const char *)v, strnlen((const char *)v, f->size));
+	case FIELD_HASH:
+		return put_hash(p, v, f->size);
+	case FIELD_PAYLOAD:
+		return mp_put_raw(mp_put_bin_header(p, (size_t)payload_len), payload,
+				  (size_t)payload_len);
+	}
+	return p; /* not reached: make_plan marks a table with other kinds unfit */
+}
+
+#define SUFFIX_TRUNCATED "_truncated"
+#define SUFFIX_READ_FAILED "_read_failed"
+/* The most bytes put_flag_keys writes besides twice the key's length. */
+#define FLAG_KEYS_BOUND (2 * (MP_HEADER_MAX + 1) + sizeof(SUFFIX_TRUNCATED SUFFIX_READ_FAILED))
+
+/* "<key>_truncated": true, "<key>_read_failed": true, as flagged. */
+static unsigned char *put_flag_keys(unsigned char *p, const char *key, size_t key_len, int i,
+				    uint32_t flags)
+{
+	static const struct {
+		uint32_t flag_of_arg0;
+		const char *suffix;
+		size_t len;
+	} keys[] = {
+		{ RECORD_FLAG_TRUNCATED(0), SUFFIX_TRUNCATED, sizeof(SUFFIX_TRUNCATED) - 1 },
+		{ RECORD_FLAG_READ_FAILED(0), SUFFIX_READ_FAILED, sizeof(SUFFIX_READ_FAILED) - 1 },
+	};
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		if (!(flags & (keys[k].flag_of_arg0 << i)))
+			continue;
+		p = mp_put_str_header(p, key_len + keys[k].len);
+		p = mp_put_raw(p, key, key_len);
+		p = mp_put_raw(p, keys[k].suffix, keys[k].len);
+		p = mp_put_bool(p, true);
+	}
+	return p;
+}
+
+/* ---- encoder ---- */
+
+/* The most bytes of the keys an event's `decoded` part adds besides the
+ * map itself: "decoded", "decoded_truncated": true, "decode_error": text. */
+#define DECODED_KEYS_BOUND (8 + 19 + 13 + MP_HEADER_MAX + P2P_DECODE_ERROR_LEN)
+
+/* e->plans[tp]: one tracepoint's subject, encoded keys and common tail,
+ * field roles, allowed flags, and the most bytes its events take (needs
+ * e->prefix and e->node). */
+static void make_plan(struct encoder *e, enum tracepoint_id tp)
+{
+	const struct event_layout *L = &event_layouts[tp];
+	const struct tracepoint_info *ti = &tracepoint_table[tp];
+	struct encode_plan *P = &e->plans[tp];
+	int n = snprintf(P->subject, sizeof(P->subject), "%s.%s.%s", e->prefix, ti->provider,
+			 ti->name);
+	P->subject_len = (uint16_t)(n > 0 ? n : 0);
+	size_t event_len = strlen(ti->event);
+	P->unfit = event_len > EVENT_NAME_MAX;
+	if (!P->unfit)
+		P->tail_len = (uint16_t)(put_common_tail(P->tail, e, ti->event, event_len) - P->tail);
+	P->size_idx = P->payload_idx = P->msg_type_idx = -1;
+	/* + KEY_SLOT: put_key writes a whole slot for the last key too */
+	P->bound = COMMON_BOUND + P->tail_len + KEY_SLOT;
+	for (int i = 0; i < L->field_count; i++) {
+		const struct event_field *f = &L->fields[i];
+		size_t key_len = strlen(f->name);
+		if (key_len > KEY_SLOT - 1 || f->kind > FIELD_PAYLOAD)
+			P->unfit = true; /* a longer name would need a bigger slot */
+		else
+			P->key_size[i] = (uint8_t)(mp_put_str(P->keys[i], f->name, key_len) - P->keys[i]);
+		P->key_len[i] = (uint8_t)key_len;
+		/* the key, the value, and both flag keys */
+		P->bound += MP_HEADER_MAX + key_len + value_bound(f) + 2 * key_len + FLAG_KEYS_BOUND;
+		P->allowed_flags |= RECORD_FLAG_READ_FAILED(i);
+		if (f->kind == FIELD_STR || f->kind == FIELD_PAYLOAD)
+			P->allowed_flags |= RECORD_FLAG_TRUNCATED(i);
+		if (f->kind == FIELD_PAYLOAD)
+			P->payload_idx = (int8_t)i;
+		if (f->kind == FIELD_U64 && strcmp(f->name, "size") == 0)
+			P->size_idx = (int8_t)i;
+		if (f->kind == FIELD_STR && strcmp(f->name, "msg_type") == 0)
+			P->msg_type_idx = (int8_t)i;
+	}
+	if (P->payload_idx >= 0)
+		P->bound += DECODED_KEYS_BOUND;
+	P->unfit |= L->body_size > EVENT_BODY_MAX || (P->payload_idx >= 0 && P->size_idx < 0);
+}
+
+int encoder_init(struct encoder *e, const char *node, const char *prefix,
+		 char err[ENCODE_ERROR_LEN])
+{
+	memset(e, 0, sizeof(*e));
+	char host[SUBJECT_PREFIX_MAX + 1];
+	if (!node) {
+		if (gethostname(host, sizeof(host)) != 0) {
+			fail(err, "cannot read the host name (%s): give --node-name", strerror(errno));
+			return -1;
+		}
+		host[sizeof(host) - 1] = '\0';
+		node = host;
+	}
+	size_t nlen = strlen(node);
+	if (nlen == 0) {
+		fail(err, "the node name is empty: give --node-name NAME");
+		return -1;
+	}
+	if (nlen > SUBJECT_PREFIX_MAX) {
+		fail(err, "the node name is %zu bytes long, at most %d", nlen, SUBJECT_PREFIX_MAX);
+		return -1;
+	}
+	_Static_assert(sizeof(e->node) > SUBJECT_PREFIX_MAX, "node buffer");
+	_Static_assert(sizeof(e->prefix) > SUBJECT_PREFIX_MAX, "prefix buffer");
+	memcpy(e->node, node, nlen + 1);
+	if (prefix) {
+		if (subject_prefix_check(prefix, err) != 0)
+			return -1;
+		memcpy(e->prefix, prefix, strlen(prefix) + 1);
+	} else {
+		memcpy(e->prefix, "btc.", 4);
+		subject_token(node, e->prefix + 4, sizeof(e->prefix) - 4);
+	}
+	e->node_len = nlen;
+	e->pid = (uint32_t)getpid();
+	for (int tp = TP_NONE + 1; tp < TP_COUNT; tp++)
+		make_plan(e, (enum tracepoint_id)tp);
+	if (p2p_decoder_init(&e->dec) != 0) {
+		fail(err, "cannot make a SHA-256 context (OpenSSL)");
+		return -1;
 	}
 	return 0;
+}
+
+void encoder_free(struct encoder *e)
+{
+	mp_free(&e->buf);
+	p2p_decoder_free(&e->dec);
+	memset(e, 0, sizeof(*e));
 }
 
 /* ---- tracepoint events ---- */
@@ -386,166 +478,240 @@ static size_t decoded_budget(const struct encoder *e, uint32_t length, uint64_t 
 	return (size_t)b;
 }
 
-static int encode_event(struct encoder *e, uint64_t stream_id, uint64_t seq,
-			const struct record_header *h, const unsigned char *rec, uint32_t length,
-			char *err)
+/* One event record being encoded: the stack copy of its body and what
+ * the checks found. */
+struct event_in {
+	enum tracepoint_id tp;
+	const struct event_layout *L;
+	const struct encode_plan *P;
+	const char *ev;              /* "mempool:added", for messages */
+	const unsigned char *rec;    /* the record in the queue */
+	uint32_t length;
+	size_t fixed;                /* header + body bytes */
+	uint32_t flags;
+	uint64_t size, payload_len;  /* P2P: the declared size, the bytes captured */
+	_Alignas(8) unsigned char body[EVENT_BODY_MAX];
+};
+
+/* The record's length against its layout, and the payload against the
+ * declared size. Copies the body. */
+static int check_event_length(struct event_in *in, char *err)
 {
-	enum tracepoint_id tp = (enum tracepoint_id)h->tracepoint;
-	const struct event_layout *L = &event_layouts[tp];
-	const char *ev = tracepoint_table[tp].event;
-	size_t fixed = HDR_SIZE + L->body_size;
-
-	uint32_t allowed = 0;
-	int size_idx = -1, payload_idx = -1, msg_type_idx = -1;
-	for (int i = 0; i < L->field_count; i++) {
-		const struct event_field *f = &L->fields[i];
-		allowed |= RECORD_FLAG_READ_FAILED(i);
-		if (f->kind == FIELD_STR || f->kind == FIELD_PAYLOAD)
-			allowed |= RECORD_FLAG_TRUNCATED(i);
-		if (f->kind == FIELD_PAYLOAD)
-			payload_idx = i;
-		if (f->kind == FIELD_U64 && strcmp(f->name, "size") == 0)
-			size_idx = i;
-		if (f->kind == FIELD_STR && strcmp(f->name, "msg_type") == 0)
-			msg_type_idx = i;
-	}
-	if (L->body_size > EVENT_BODY_MAX || (payload_idx >= 0 && size_idx < 0)) {
-		fail(err, "%s: internal: the field table does not fit the encoder", ev);
-		return ENCODE_MALFORMED;
-	}
-
-	/* length */
-	if (length < fixed || (payload_idx < 0 && length != fixed)) {
-		if (payload_idx < 0)
+	const struct event_layout *L = in->L;
+	const struct encode_plan *P = in->P;
+	const char *ev = in->ev;
+	size_t fixed = in->fixed;
+	uint32_t length = in->length;
+	if (length < fixed || (P->payload_idx < 0 && length != fixed)) {
+		if (P->payload_idx < 0)
 			fail(err, "%s: record of %" PRIu32 " bytes, expected %zu (32-byte header + %zu-byte body)",
 			     ev, length, fixed, L->body_size);
 		else
 			fail(err, "%s: record of %" PRIu32 " bytes is shorter than its header and body (%zu bytes)",
 			     ev, length, fixed);
-		return ENCODE_MALFORMED;
+		return -1;
 	}
-	_Alignas(8) unsigned char body[EVENT_BODY_MAX];
-	memcpy(body, rec + HDR_SIZE, L->body_size);
-
-	uint64_t size = 0, payload_len = 0;
-	if (payload_idx >= 0) {
-		size = rd_u64(body + L->fields[size_idx].offset);
-		uint64_t want = size < P2P_PAYLOAD_MAX ? size : P2P_PAYLOAD_MAX;
-		payload_len = length - fixed;
-		if (payload_len != want) {
-			fail(err, "%s: %" PRIu64 " payload bytes, but size %" PRIu64 " means %" PRIu64, ev,
-			     payload_len, size, want);
-			return ENCODE_MALFORMED;
-		}
+	memcpy(in->body, in->rec + HDR_SIZE, L->body_size);
+	if (P->payload_idx < 0)
+		return 0;
+	in->size = rd_u64(in->body + L->fields[P->size_idx].offset);
+	uint64_t want = in->size < P2P_PAYLOAD_MAX ? in->size : P2P_PAYLOAD_MAX;
+	in->payload_len = length - fixed;
+	if (in->payload_len != want) {
+		fail(err, "%s: %" PRIu64 " payload bytes, but size %" PRIu64 " means %" PRIu64, ev,
+		     in->payload_len, in->size, want);
+		return -1;
 	}
+	return 0;
+}
 
-	/* flags: each bit must name an argument of this tracepoint, a truncation
-	 * bit a string (or the payload) */
-	uint32_t flags = h->flags;
-	uint32_t bad = flags & ~allowed;
+/* flags: each bit must name an argument of this tracepoint, a truncation
+ * bit a string (or the payload) */
+static int check_event_flags(const struct event_in *in, char *err)
+{
+	const struct encode_plan *P = in->P;
+	const char *ev = in->ev;
+	uint32_t flags = in->flags;
+	uint32_t bad = flags & ~P->allowed_flags;
 	if (bad) {
 		int bit = __builtin_ctz(bad);
 		int arg = bit >= 16 ? bit - 16 : bit;
 		const char *what = bit >= 16 ? "truncated" : "read-failed";
-		if (arg >= L->field_count)
+		if (arg >= in->L->field_count)
 			fail(err, "%s: flags 0x%08" PRIx32 ": %s flag for argument %d, but it has %d arguments",
-			     ev, flags, what, arg, L->field_count);
+			     ev, flags, what, arg, in->L->field_count);
 		else
 			fail(err, "%s: flags 0x%08" PRIx32 ": truncated flag on %s, which is not a string",
-			     ev, flags, L->fields[arg].name);
-		return ENCODE_MALFORMED;
+			     ev, flags, in->L->fields[arg].name);
+		return -1;
 	}
-	if (payload_idx >= 0) {
-		bool flagged = flags & RECORD_FLAG_TRUNCATED(payload_idx);
-		if (flagged != (size > P2P_PAYLOAD_MAX)) {
-			fail(err, "%s: size %" PRIu64 " %s, but the payload truncated flag is %s", ev, size,
-			     flagged ? "fits in 4000000 bytes" : "is over 4000000 bytes",
+	if (P->payload_idx >= 0) {
+		bool flagged = flags & RECORD_FLAG_TRUNCATED(P->payload_idx);
+		if (flagged != (in->size > P2P_PAYLOAD_MAX)) {
+			fail(err, "%s: size %" PRIu64 " %s, but the payload truncated flag is %s", ev,
+			     in->size, flagged ? "fits in 4000000 bytes" : "is over 4000000 bytes",
 			     flagged ? "set" : "missing");
-			return ENCODE_MALFORMED;
+			return -1;
 		}
 	}
+	return 0;
+}
 
-	/* values */
+/* values: strings terminated, bools 0 or 1, unread fields zero */
+static int check_event_values(const struct event_in *in, char *err)
+{
+	const struct event_layout *L = in->L;
 	for (int i = 0; i < L->field_count; i++) {
 		const struct event_field *f = &L->fields[i];
-		const unsigned char *p = body + f->offset;
+		const unsigned char *p = in->body + f->offset;
 		if (f->kind == FIELD_PAYLOAD)
 			continue;
 		if (f->kind == FIELD_STR && !memchr(p, '\0', f->size)) {
-			fail(err, "%s: string %s has no NUL in its %u-byte buffer", ev, f->name,
+			fail(err, "%s: string %s has no NUL in its %u-byte buffer", in->ev, f->name,
 			     (unsigned)f->size);
-			return ENCODE_MALFORMED;
+			return -1;
 		}
 		if (f->kind == FIELD_BOOL && p[0] > 1) {
-			fail(err, "%s: bool %s is %u, not 0 or 1", ev, f->name, (unsigned)p[0]);
-			return ENCODE_MALFORMED;
+			fail(err, "%s: bool %s is %u, not 0 or 1", in->ev, f->name, (unsigned)p[0]);
+			return -1;
 		}
-		if ((flags & RECORD_FLAG_READ_FAILED(i)) && !all_zero(p, f->size)) {
-			fail(err, "%s: %s is flagged as not read but its bytes are not zero", ev,
+		if ((in->flags & RECORD_FLAG_READ_FAILED(i)) && !all_zero(p, f->size)) {
+			fail(err, "%s: %s is flagged as not read but its bytes are not zero", in->ev,
 			     f->name);
-			return ENCODE_MALFORMED;
+			return -1;
 		}
 	}
+	return 0;
+}
 
-	/* subject: <prefix>.<provider>.<name>[.<message type token>] */
-	const struct tracepoint_info *ti = &tracepoint_table[tp];
-	int n = snprintf(e->subject, SUBJECT_MAX, "%s.%s.%s", e->prefix, ti->provider, ti->name);
-	if (msg_type_idx >= 0) {
-		char token[MSG_TYPE_LEN + 1];
-		subject_token((const char *)body + L->fields[msg_type_idx].offset, token, sizeof(token));
-		snprintf(e->subject + n, SUBJECT_MAX - (size_t)n, ".%s", token);
+static const char *event_msg_type(const struct event_in *in)
+{
+	return (const char *)in->body + in->L->fields[in->P->msg_type_idx].offset;
+}
+
+/* subject: <prefix>.<provider>.<name>[.<message type token>] */
+static void event_subject(struct encoder *e, const struct event_in *in)
+{
+	const struct encode_plan *P = in->P;
+	memcpy(e->subject, P->subject, (size_t)P->subject_len + 1);
+	if (P->msg_type_idx >= 0) {
+		e->subject[P->subject_len] = '.';
+		subject_token(event_msg_type(in), e->subject + P->subject_len + 1, MSG_TYPE_LEN + 1);
 	}
+}
 
-	/* decoded P2P message */
-	int drc = P2P_UNKNOWN_TYPE;
-	bool dtrunc = false;
-	char derr[P2P_DECODE_ERROR_LEN] = "";
-	if (payload_idx >= 0 && msg_type_idx >= 0 &&
-	    p2p_decode_known((const char *)body + L->fields[msg_type_idx].offset)) {
-		const char *mt = (const char *)body + L->fields[msg_type_idx].offset;
-		size_t budget = decoded_budget(e, length, payload_len);
-		if (flags & (RECORD_FLAG_TRUNCATED(payload_idx) | RECORD_FLAG_READ_FAILED(payload_idx) |
-			     RECORD_FLAG_READ_FAILED(size_idx))) {
-			drc = P2P_DECODE_FAILED;
-			snprintf(derr, sizeof(derr), "not decoded: the payload is incomplete (%s)",
-				 flags & RECORD_FLAG_TRUNCATED(payload_idx) ? "payload_truncated"
-									     : "read_failed");
-		} else if (budget < 2 * P2P_DECODE_MARGIN) {
-			dtrunc = true; /* no room at all: no map */
-		} else {
-			drc = p2p_decode(&e->dec, mt, rec + fixed, (size_t)payload_len, budget, &dtrunc,
-					 derr);
-			if (drc == P2P_DECODE_NO_MEMORY)
-				goto nomem;
-		}
+/* The `decoded` part of a P2P message: *drc is P2P_DECODED (the map in
+ * e->dec.out), P2P_DECODE_FAILED (the reason in derr), or
+ * P2P_UNKNOWN_TYPE; *dtrunc when the map did not fit its budget. -1 when
+ * out of memory. */
+static int decode_payload(struct encoder *e, const struct event_in *in, int *drc, bool *dtrunc,
+			  char derr[P2P_DECODE_ERROR_LEN])
+{
+	const struct encode_plan *P = in->P;
+	*drc = P2P_UNKNOWN_TYPE;
+	*dtrunc = false;
+	derr[0] = '\0';
+	if (P->payload_idx < 0 || P->msg_type_idx < 0 || !p2p_decode_known(event_msg_type(in)))
+		return 0;
+	size_t budget = decoded_budget(e, in->length, in->payload_len);
+	if (in->flags & (RECORD_FLAG_TRUNCATED(P->payload_idx) |
+			 RECORD_FLAG_READ_FAILED(P->payload_idx) | RECORD_FLAG_READ_FAILED(P->size_idx))) {
+		*drc = P2P_DECODE_FAILED;
+		snprintf(derr, P2P_DECODE_ERROR_LEN, "not decoded: the payload is incomplete (%s)",
+			 in->flags & RECORD_FLAG_TRUNCATED(P->payload_idx) ? "payload_truncated"
+									    : "read_failed");
+	} else if (budget < 2 * P2P_DECODE_MARGIN) {
+		*dtrunc = true; /* no room at all: no map */
+	} else {
+		*drc = p2p_decode(&e->dec, event_msg_type(in), in->rec + in->fixed,
+				  (size_t)in->payload_len, budget, dtrunc, derr);
+		if (*drc == P2P_DECODE_NO_MEMORY)
+			return -1;
 	}
-	e->decode_failed = drc == P2P_DECODE_FAILED;
+	return 0;
+}
 
-	/* map */
-	msgpack_packer *pk = &e->pk;
-	uint32_t keys = COMMON_KEYS + (uint32_t)L->field_count + (uint32_t)__builtin_popcount(flags);
+/* The key of field i, copied as a whole slot (a fixed-size copy is a few
+ * vector moves, not a call to memcpy); the bytes past the key are
+ * overwritten by what follows, or lie in the slack of P->bound. */
+static unsigned char *put_key(unsigned char *p, const struct encode_plan *P, int i)
+{
+	memcpy(p, P->keys[i], KEY_SLOT);
+	return p + P->key_size[i];
+}
+
+/* The map: common keys, the fields (with their flag keys), then the
+ * decoded part; at a cursor with room for P->bound + the payload + dsize. */
+static unsigned char *put_event(unsigned char *p, const struct encoder *e,
+				const struct event_in *in, uint64_t stream_id, uint64_t seq,
+				const struct record_header *h, int drc, bool dtrunc, const char *derr)
+{
+	const struct event_layout *L = in->L;
+	const struct encode_plan *P = in->P;
+	uint32_t keys = COMMON_KEYS + (uint32_t)L->field_count + (uint32_t)__builtin_popcount(in->flags);
 	keys += (drc == P2P_DECODED) + dtrunc + (drc == P2P_DECODE_FAILED);
-	size_t dsize = drc == P2P_DECODED ? e->dec.out.size : 0;
-	if (payload_idx >= 0 && reserve(e, fixed + payload_len + dsize + 1024) != 0)
-		goto nomem;
-	if (pk_common(e, keys, stream_id, seq, h, ev) != 0)
-		goto nomem;
+	p = put_common(p, keys, stream_id, seq, h, P->tail, P->tail_len);
 	for (int i = 0; i < L->field_count; i++) {
 		const struct event_field *f = &L->fields[i];
-		if (pk_field(pk, f, body, rec + fixed, payload_len) != 0 ||
-		    pk_flag_keys(pk, f, i, flags) != 0)
-			goto nomem;
+		p = put_key(p, P, i);
+		p = put_value(p, f, in->body, in->rec + in->fixed, in->payload_len);
+		if (in->flags & (RECORD_FLAG_TRUNCATED(i) | RECORD_FLAG_READ_FAILED(i)))
+			p = put_flag_keys(p, f->name, P->key_len[i], i, in->flags);
 	}
-	if (drc == P2P_DECODED &&
-	    (pk_key(pk, "decoded") != 0 || msgpack_sbuffer_write(&e->buf, e->dec.out.data, dsize) != 0))
+	if (drc == P2P_DECODED) {
+		p = MP_PUT_KEY(p, "decoded");
+		p = mp_put_raw(p, e->dec.out.data, e->dec.out.size);
+	}
+	if (dtrunc) {
+		p = MP_PUT_KEY(p, "decoded_truncated");
+		p = mp_put_bool(p, true);
+	}
+	if (drc == P2P_DECODE_FAILED) {
+		p = MP_PUT_KEY(p, "decode_error");
+		p = mp_put_str(p, derr, strnlen(derr, P2P_DECODE_ERROR_LEN - 1));
+	}
+	return p;
+}
+
+static int encode_event(struct encoder *e, uint64_t stream_id, uint64_t seq,
+			const struct record_header *h, const unsigned char *rec, uint32_t length,
+			char *err)
+{
+	enum tracepoint_id tp = (enum tracepoint_id)h->tracepoint;
+	struct event_in in; /* field by field: an initializer would zero the body too */
+	in.tp = tp;
+	in.L = &event_layouts[tp];
+	in.P = &e->plans[tp];
+	in.ev = tracepoint_table[tp].event;
+	in.rec = rec;
+	in.length = length;
+	in.fixed = HDR_SIZE + in.L->body_size;
+	in.flags = h->flags;
+	in.size = in.payload_len = 0;
+	if (in.P->unfit) {
+		fail(err, "%s: internal: the field table does not fit the encoder", in.ev);
+		return ENCODE_MALFORMED;
+	}
+	if (check_event_length(&in, err) != 0 || check_event_flags(&in, err) != 0 ||
+	    check_event_values(&in, err) != 0)
+		return ENCODE_MALFORMED;
+	event_subject(e, &in);
+	int drc;
+	bool dtrunc;
+	char derr[P2P_DECODE_ERROR_LEN];
+	if (decode_payload(e, &in, &drc, &dtrunc, derr) != 0)
 		goto nomem;
-	if (dtrunc && pk_kv_bool(pk, "decoded_truncated", true) != 0)
+	e->decode_failed = drc == P2P_DECODE_FAILED;
+	/* room for all of it at once: a 4 MB block in one step, and no
+	 * capacity check per value */
+	size_t dsize = drc == P2P_DECODED ? e->dec.out.size : 0;
+	unsigned char *p = mp_room(&e->buf, in.P->bound + (size_t)in.payload_len + dsize);
+	if (!p)
 		goto nomem;
-	if (drc == P2P_DECODE_FAILED && pk_kv_str(pk, "decode_error", derr) != 0)
-		goto nomem;
+	mp_commit(&e->buf, put_event(p, e, &in, stream_id, seq, h, drc, dtrunc, derr));
 	return ENCODE_OK;
 nomem:
-	fail(err, "%s: out of memory encoding a record of %" PRIu32 " bytes", ev, length);
+	fail(err, "%s: out of memory encoding a record of %" PRIu32 " bytes", in.ev, length);
 	return ENCODE_NO_MEMORY;
 }
 
@@ -568,6 +734,15 @@ static int check_attached(const char *ev, uint32_t attached, char *err)
 	return -1;
 }
 
+/* The result of a collector record once packed. */
+static int packed(const struct encoder *e, const char *ev, char *err)
+{
+	if (!e->buf.failed)
+		return ENCODE_OK;
+	fail(err, "%s: out of memory", ev);
+	return ENCODE_NO_MEMORY;
+}
+
 static int encode_loss(struct encoder *e, uint64_t stream_id, uint64_t seq,
 		       const struct record_header *h, const unsigned char *rec, uint32_t length,
 		       char *err)
@@ -588,26 +763,22 @@ static int encode_loss(struct encoder *e, uint64_t stream_id, uint64_t seq,
 	}
 	snprintf(e->subject, SUBJECT_MAX, "%s.extractor.loss", e->prefix);
 
-	msgpack_packer *pk = &e->pk;
-	if (pk_common(e, COMMON_KEYS + 2, stream_id, seq, h, ev) != 0 || pk_key(pk, "lost") != 0 ||
-	    msgpack_pack_map(pk, entries) != 0)
-		goto nomem;
+	struct mp_buf *b = &e->buf;
+	pack_common(e, COMMON_KEYS + 2, stream_id, seq, h, ev);
+	MP_KEY(b, "lost");
+	mp_map(b, entries);
 	for (int tp = 0; tp < TP_COUNT; tp++) {
 		const struct loss_counts *c = &r.tp[tp];
 		if (!(c->bpf_drops || c->queue_drops || c->incomplete))
 			continue;
-		if (pk_key(pk, counter_name(tp)) != 0 || msgpack_pack_map(pk, 3) != 0 ||
-		    pk_kv_u64(pk, "bpf_drops", c->bpf_drops) != 0 ||
-		    pk_kv_u64(pk, "queue_drops", c->queue_drops) != 0 ||
-		    pk_kv_u64(pk, "incomplete", c->incomplete) != 0)
-			goto nomem;
+		mp_str(b, counter_name(tp), strlen(counter_name(tp)));
+		mp_map(b, 3);
+		kv_u64(b, "bpf_drops", c->bpf_drops);
+		kv_u64(b, "queue_drops", c->queue_drops);
+		kv_u64(b, "incomplete", c->incomplete);
 	}
-	if (pk_kv_u64(pk, "lost_total", total) != 0)
-		goto nomem;
-	return ENCODE_OK;
-nomem:
-	fail(err, "%s: out of memory", ev);
-	return ENCODE_NO_MEMORY;
+	kv_u64(b, "lost_total", total);
+	return packed(e, ev, err);
 }
 
 static int encode_stats(struct encoder *e, uint64_t stream_id, uint64_t seq,
@@ -631,29 +802,27 @@ static int encode_stats(struct encoder *e, uint64_t stream_id, uint64_t seq,
 	}
 	snprintf(e->subject, SUBJECT_MAX, "%s.extractor.collector_stats", e->prefix);
 
-	msgpack_packer *pk = &e->pk;
-	if (pk_common(e, COMMON_KEYS + 5, stream_id, seq, h, ev) != 0 ||
-	    pk_kv_u64(pk, "queue_capacity", r.queue_capacity) != 0 ||
-	    pk_kv_u64(pk, "queue_used", r.queue_used) != 0 ||
-	    pk_kv_u64(pk, "uptime_ns", r.uptime_ns) != 0 || pk_attached(pk, r.attached) != 0 ||
-	    pk_key(pk, "tracepoints") != 0 || msgpack_pack_map(pk, entries) != 0)
-		goto nomem;
+	struct mp_buf *b = &e->buf;
+	pack_common(e, COMMON_KEYS + 5, stream_id, seq, h, ev);
+	kv_u64(b, "queue_capacity", r.queue_capacity);
+	kv_u64(b, "queue_used", r.queue_used);
+	kv_u64(b, "uptime_ns", r.uptime_ns);
+	pack_attached(b, r.attached);
+	MP_KEY(b, "tracepoints");
+	mp_map(b, entries);
 	for (int tp = 0; tp < TP_COUNT; tp++) {
 		const struct tracepoint_stats *s = &r.tp[tp];
 		if (!((r.attached & (1u << tp)) || s->events || s->lost.bpf_drops ||
 		      s->lost.queue_drops || s->lost.incomplete))
 			continue;
-		if (pk_key(pk, counter_name(tp)) != 0 || msgpack_pack_map(pk, 4) != 0 ||
-		    pk_kv_u64(pk, "events", s->events) != 0 ||
-		    pk_kv_u64(pk, "bpf_drops", s->lost.bpf_drops) != 0 ||
-		    pk_kv_u64(pk, "queue_drops", s->lost.queue_drops) != 0 ||
-		    pk_kv_u64(pk, "incomplete", s->lost.incomplete) != 0)
-			goto nomem;
+		mp_str(b, counter_name(tp), strlen(counter_name(tp)));
+		mp_map(b, 4);
+		kv_u64(b, "events", s->events);
+		kv_u64(b, "bpf_drops", s->lost.bpf_drops);
+		kv_u64(b, "queue_drops", s->lost.queue_drops);
+		kv_u64(b, "incomplete", s->lost.incomplete);
 	}
-	return ENCODE_OK;
-nomem:
-	fail(err, "%s: out of memory", ev);
-	return ENCODE_NO_MEMORY;
+	return packed(e, ev, err);
 }
 
 static int encode_started(struct encoder *e, uint64_t stream_id, uint64_t seq,
@@ -682,16 +851,14 @@ static int encode_started(struct encoder *e, uint64_t stream_id, uint64_t seq,
 		return ENCODE_MALFORMED;
 	snprintf(e->subject, SUBJECT_MAX, "%s.extractor.started", e->prefix);
 
-	msgpack_packer *pk = &e->pk;
-	if (pk_common(e, COMMON_KEYS + 4, stream_id, seq, h, ev) != 0 ||
-	    pk_key(pk, "version") != 0 ||
-	    pk_str(pk, r.version, strnlen(r.version, sizeof(r.version))) != 0 ||
-	    pk_kv_str(pk, "attach_mode", mode) != 0 ||
-	    pk_kv_u64(pk, "filter_pid", r.filter_pid) != 0 || pk_attached(pk, r.attached) != 0) {
-		fail(err, "%s: out of memory", ev);
-		return ENCODE_NO_MEMORY;
-	}
-	return ENCODE_OK;
+	struct mp_buf *b = &e->buf;
+	pack_common(e, COMMON_KEYS + 4, stream_id, seq, h, ev);
+	MP_KEY(b, "version");
+	mp_str(b, r.version, strnlen(r.version, sizeof(r.version)));
+	kv_str(b, "attach_mode", mode);
+	kv_u64(b, "filter_pid", r.filter_pid);
+	pack_attached(b, r.attached);
+	return packed(e, ev, err);
 }
 
 /* ---- entry points ---- */
@@ -703,7 +870,7 @@ int encode_record(struct encoder *e, uint64_t stream_id, uint64_t seq, const voi
 	struct record_header h;
 	int rc;
 
-	msgpack_sbuffer_clear(&e->buf);
+	mp_clear(&e->buf);
 	e->subject[0] = '\0';
 	e->decode_failed = false;
 	if (err)
@@ -752,35 +919,48 @@ int encode_record(struct encoder *e, uint64_t stream_id, uint64_t seq, const voi
 		return ENCODE_MALFORMED;
 	}
 	if (rc != ENCODE_OK) {
-		msgpack_sbuffer_clear(&e->buf);
+		mp_clear(&e->buf);
 		e->subject[0] = '\0';
 		e->decode_failed = false;
 	}
 	return rc;
 }
 
+/* publisher_stats' counters, in the order docs/events.md lists them; the
+ * key is the member's name */
+#define STATS_COUNTER(member) { #member, offsetof(struct publisher_stats, member) }
+static const struct {
+	const char *key;
+	size_t offset;
+} stats_counters[] = {
+	STATS_COUNTER(published),	  STATS_COUNTER(published_bytes),
+	STATS_COUNTER(confirmed_seq),	  STATS_COUNTER(last_read_seq),
+	STATS_COUNTER(refused_too_large), STATS_COUNTER(malformed),
+	STATS_COUNTER(decode_errors),	  STATS_COUNTER(nats_errors),
+	STATS_COUNTER(reconnects),	  STATS_COUNTER(queue_used),
+	STATS_COUNTER(queue_capacity),
+};
+
 int encode_publisher_stats(struct encoder *e, const struct publisher_stats *st, uint64_t time_ns)
 {
-	msgpack_packer *pk = &e->pk;
-	msgpack_sbuffer_clear(&e->buf);
+	struct mp_buf *b = &e->buf;
+	mp_clear(b);
 	snprintf(e->subject, SUBJECT_MAX, "%s.extractor.publisher_stats", e->prefix);
-	if (msgpack_pack_map(pk, 18) != 0 || pk_kv_u64(pk, "stream_id", st->stream_id) != 0 ||
-	    pk_kv_u64(pk, "time_ns", time_ns) != 0 || pk_kv_u64(pk, "pid", e->pid) != 0 ||
-	    pk_kv_str(pk, "node", e->node) != 0 || pk_kv_str(pk, "event", EVENT_PUBLISHER_STATS) != 0 ||
-	    pk_kv_u64(pk, "published", st->published) != 0 ||
-	    pk_kv_u64(pk, "published_bytes", st->published_bytes) != 0 ||
-	    pk_kv_u64(pk, "confirmed_seq", st->confirmed_seq) != 0 ||
-	    pk_kv_u64(pk, "last_read_seq", st->last_read_seq) != 0 ||
-	    pk_kv_u64(pk, "refused_too_large", st->refused_too_large) != 0 ||
-	    pk_kv_u64(pk, "malformed", st->malformed) != 0 ||
-	    pk_kv_u64(pk, "decode_errors", st->decode_errors) != 0 ||
-	    pk_kv_u64(pk, "nats_errors", st->nats_errors) != 0 ||
-	    pk_kv_u64(pk, "reconnects", st->reconnects) != 0 ||
-	    pk_kv_u64(pk, "queue_used", st->queue_used) != 0 ||
-	    pk_kv_u64(pk, "queue_capacity", st->queue_capacity) != 0 ||
-	    pk_kv_bool(pk, "connected", st->connected) != 0 ||
-	    pk_kv_bool(pk, "collector_present", st->collector_present) != 0) {
-		msgpack_sbuffer_clear(&e->buf);
+	mp_map(b, 18);
+	kv_u64(b, "stream_id", st->stream_id);
+	kv_u64(b, "time_ns", time_ns);
+	kv_u64(b, "pid", e->pid);
+	kv_str(b, "node", e->node);
+	kv_str(b, "event", EVENT_PUBLISHER_STATS);
+	for (size_t i = 0; i < sizeof(stats_counters) / sizeof(stats_counters[0]); i++) {
+		uint64_t v;
+		memcpy(&v, (const char *)st + stats_counters[i].offset, sizeof(v));
+		kv_u64(b, stats_counters[i].key, v);
+	}
+	kv_bool(b, "connected", st->connected);
+	kv_bool(b, "collector_present", st->collector_present);
+	if (b->failed) {
+		mp_clear(b);
 		e->subject[0] = '\0';
 		return ENCODE_NO_MEMORY;
 	}

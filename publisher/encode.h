@@ -8,9 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <msgpack.h>
-
+#include "event_fields.h"
+#include "mp_write.h"
 #include "p2p_decode.h"
+#include "tracepoints.h"
 
 #define SUBJECT_MAX 512
 #define ENCODE_ERROR_LEN 256
@@ -23,12 +24,36 @@
 /* A subject prefix or node name is at most this many bytes. */
 #define SUBJECT_PREFIX_MAX 255
 
+/* Sizes of the pre-encoded parts of a plan. */
+#define KEY_SLOT 32        /* an encoded key: a fixstr of at most 31 bytes */
+#define EVENT_NAME_MAX 63  /* "coin_selection:normal_create_tx_internal" is 40 */
+#define COMMON_TAIL_MAX (5 + 5 + SUBJECT_PREFIX_MAX + 6 + 5 + EVENT_NAME_MAX)
+
+/* What every event of one tracepoint shares, worked out once by
+ * encoder_init so that encoding an event does no table scan, no strlen,
+ * no formatting of its subject, and copies its keys ready-made. */
+struct encode_plan {
+	char subject[SUBJECT_MAX]; /* <prefix>.<provider>.<name> */
+	uint16_t subject_len;
+	unsigned char tail[COMMON_TAIL_MAX]; /* "node": <node>, "event": <event>, encoded */
+	uint16_t tail_len;
+	unsigned char keys[EVENT_MAX_FIELDS][KEY_SLOT]; /* each field's key, encoded */
+	uint8_t key_size[EVENT_MAX_FIELDS]; /* bytes of each encoded key */
+	uint8_t key_len[EVENT_MAX_FIELDS];  /* strlen of each field's name */
+	uint32_t allowed_flags;    /* the flag bits this tracepoint's records may carry */
+	size_t bound;              /* the most bytes an event takes but its payload and
+				    * decoded map */
+	int8_t size_idx, payload_idx, msg_type_idx; /* field indexes; -1: none */
+	bool unfit;                /* the field table does not fit the encoder */
+};
+
 struct encoder {
-	msgpack_sbuffer buf; /* the encoded map; reused, never shrunk */
-	msgpack_packer pk;
+	struct mp_buf buf;   /* the encoded map; reused, never shrunk */
 	char prefix[256];    /* "btc.<node>" or --subject-prefix */
 	char node[256];      /* the "node" value */
+	size_t node_len;
 	char subject[SUBJECT_MAX];
+	struct encode_plan plans[TP_COUNT]; /* indexed by tracepoint id */
 	uint32_t pid;        /* getpid() at encoder_init, for publisher_stats */
 	/* P2P decoding (p2p_decode.h; docs/events.md, "Decoded P2P messages") */
 	struct p2p_decoder dec;
@@ -37,8 +62,9 @@ struct encoder {
 				  * (0: unknown, only the 64 KiB / 2 x payload rule) */
 	bool decode_failed;      /* the last encode_record added a decode_error */
 };
-/* e->pk points at e->buf: an initialised encoder must not be moved or
- * copied. One encoder is used by one thread at a time. */
+/* The P2P decoder's packer points into the encoder: an initialised
+ * encoder must not be moved or copied. One encoder is used by one thread
+ * at a time. */
 
 /* What the publisher reports about itself (extractor:publisher_stats). */
 struct publisher_stats {

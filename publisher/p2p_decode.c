@@ -1216,8 +1216,11 @@ static int find_type(const char *msg_type)
 {
 	if (!msg_type)
 		return -1;
+	/* the first byte before strcmp: the publisher asks this for every P2P
+	 * message, and a strcmp call for each of the 40 names was a quarter of
+	 * its CPU per small message of a type without a decoder */
 	for (size_t i = 0; i < NTYPES; i++)
-		if (strcmp(types[i].name, msg_type) == 0)
+		if (types[i].name[0] == msg_type[0] && strcmp(types[i].name, msg_type) == 0)
 			return (int)i;
 	return -1;
 }

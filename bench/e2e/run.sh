@@ -61,6 +61,8 @@ WORKLOADS=${WORKLOADS:-$ALL_WORKLOADS}
 
 die() { echo "e2e bench: $*" >&2; exit 1; }
 log() { echo "e2e bench: $*" >&2; }
+# stop_pid, wait_file, start_nats, cpu_ticks, field, baseline, ...
+. "$SRC/bench/e2e/lib.sh"
 
 # label|--mix|payload bytes|default tracees|default start rate
 workload_spec() {
@@ -76,16 +78,7 @@ workload_spec() {
 # ---- the table ----
 
 print_table() { # raw file
-	awk -v tck="$TCK" '
-	function med(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-	function stat(key, fmtstr,   n, i, a, mn, mx) {
-		n = cnt[key]; if (!n) return "-"
-		for (i = 1; i <= n; i++) a[i] = v[key, i]
-		mn = a[1]; mx = a[1]
-		for (i = 2; i <= n; i++) { if (a[i] < mn) mn = a[i]; if (a[i] > mx) mx = a[i] }
-		return sprintf(fmtstr " / " fmtstr " / " fmtstr, mn, med(a, n), mx)
-	}
-	function add(k, x) { cnt[k]++; v[k, cnt[k]] = x }
+	awk -v tck="$TCK" "$AWK_STATS"'
 	/^#/ { print; next }
 	$1 == "final" {
 		delete f
@@ -218,11 +211,6 @@ PREFIX=bench.e2e
 # ---- processes we started (stopped by pid, never by name) ----
 
 NPID= SPID= JPID= CPID= PPID_= TPIDS=()
-stop_pid() { # pid signal
-	[ -n "$1" ] || return 0
-	kill "-$2" "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
 stop_pipeline() {
 	local p
 	for p in "${TPIDS[@]}"; do stop_pid "$p" TERM; done
@@ -241,62 +229,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_file() { # file pid seconds
-	local i
-	for i in $(seq $(($3 * 50))); do
-		[ -s "$1" ] && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.02
-	done
-	return 1
-}
-
-# ---- nats-server on a free loopback port ----
-
-port_free() { ! ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
-PORT=
-for _ in $(seq 50); do
-	p=$((20000 + RANDOM % 40000))
-	if port_free "$p"; then PORT=$p; break; fi
-done
-[ -n "$PORT" ] || die "no free port"
-cat >"$TMP/nats.conf" <<EOF
-listen: 127.0.0.1:$PORT
-max_payload: 5242880
-max_pending: 1073741824
-write_deadline: "30s"
-EOF
-nats-server -c "$TMP/nats.conf" >"$TMP/nats.log" 2>&1 &
-NPID=$!
-up=0
-for _ in $(seq 250); do
-	if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then up=1; break; fi
-	kill -0 $NPID 2>/dev/null || break
-	sleep 0.02
-done
-[ $up = 1 ] || { cat "$TMP/nats.log" >&2; die "nats-server did not start"; }
-URL=nats://127.0.0.1:$PORT
-
-# ---- CPU time of a process: utime+stime in clock ticks ----
-
-cpu_ticks() { # pid
-	local s
-	s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-	s=${s##*) }
-	# fields after "pid (comm) ": state is 1, utime 12, stime 13
-	echo "$s" | awk '{ print $12 + $13 }'
-}
-
-# busy and steal jiffies of the whole machine (all CPUs, /proc/stat)
-machine_ticks() {
-	awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $9; exit }' /proc/stat
-}
-
-field() { # key line
-	local v
-	v=$(printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | tail -1)
-	echo "${v:-NA}"
-}
+start_nats
 
 # ---- one trial ----
 
@@ -323,11 +256,9 @@ trial() {
 	count=$(( per * ntr ))
 
 	rm -rf "$QDIR" "$TMP"/t.*
-	"$ESUB" --url "$URL" --subject "$PREFIX.>" --status "$TMP/t.status" 2>"$TMP/t.esub.err" &
-	SPID=$!
 	"$JSUB" -n "127.0.0.1:$PORT" "$PREFIX.extractor.>" >"$TMP/t.extractor.json" 2>"$TMP/t.jsub.err" &
 	JPID=$!
-	wait_file "$TMP/t.status" $SPID 10 || { cat "$TMP/t.esub.err" >&2; die "e2e-sub did not start"; }
+	start_esub
 	"$COLLECTOR" -b "$TRACEE" --queue "$QDIR" --queue-size 1G --ring-pages mempool=16384 \
 		--ring-pages p2pmsg=65536 --stats-interval 3600 --ready-file "$TMP/t.cready" -l warn \
 		2>"$TMP/t.collector.err" &
@@ -363,16 +294,8 @@ trial() {
 		tm=$(date +%s%N)
 		kill -CONT $PPID_
 	fi
-	# wait until every event arrived, or nothing moved for 3 s
-	local st last=-1 still=0 ev
-	while :; do
-		st=$(cat "$TMP/t.status")
-		ev=$(field events "$st")
-		[ "$ev" -ge "$count" ] && break
-		if [ "$ev" = "$last" ]; then still=$((still + 1)); else still=0; last=$ev; fi
-		[ $still -ge 30 ] && break
-		sleep 0.1
-	done
+	local st
+	wait_events "$count"
 	t1=$(date +%s%N)
 	c1=$(cpu_ticks $CPID); p1=$(cpu_ticks $PPID_); n1=$(cpu_ticks $NPID); s1=$(cpu_ticks $SPID)
 	read -r mb1 ms1 <<<"$(machine_ticks)"
@@ -409,7 +332,7 @@ trial() {
 	ev_got=$(field events "$st"); gaps=$(field gaps "$st"); missing=$(field missing "$st")
 	dups=$(field dups "$st"); dropped=$(field dropped "$st"); first_seq=$(field first_seq "$st")
 	last_seq=$(field last_seq "$st"); ft=$(field first_time_ns "$st"); lr=$(field last_recv_ns "$st")
-	e2e=$(awk -v n="$ev_got" -v a="$ft" -v b="$lr" 'BEGIN { printf "%.0f", (b > a) ? n / ((b - a) / 1e9) : 0 }')
+	e2e=$(rate_of "$ev_got" "$ft" "$lr")
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
 	[ "$ev_got" = "$count" ] || { pass=0; why="$why events:$ev_got/$count"; }
 	[ "$gaps" = 0 ] && [ "$missing" = 0 ] || { pass=0; why="$why gap:$missing"; }
@@ -428,7 +351,7 @@ trial() {
 	if [ -n "$split" ]; then
 		LINE=$(printf 'workload=%s count=%s tracees=%s events=%s up_rate=%s down_rate=%s up_coll_ticks=%s up_pub_ticks=%s up_nats_ticks=%s up_sub_ticks=%s down_coll_ticks=%s down_pub_ticks=%s down_nats_ticks=%s down_sub_ticks=%s tracee_cpu_s=%s lost=%s why=%s' \
 			"$w" "$count" "$ntr" "$ev_got" "$tr_ach" \
-			"$(awk -v n="$ev_got" -v a="$tm" -v b="$lr" 'BEGIN { printf "%.0f", (b > a) ? n / ((b - a) / 1e9) : 0 }')" \
+			"$(rate_of "$ev_got" "$tm" "$lr")" \
 			$((cm - c0)) $((pm - p0)) $((nm - n0)) $((sm - s0)) $((c1 - cm)) $((p1 - pm)) $((n1 - nm)) $((s1 - sm)) \
 			"$tr_cpu" "$(lost_reasons "$why")" "${why# }")
 		return 0
@@ -437,39 +360,6 @@ trial() {
 		"$w" "$rate" "$ntr" "$count" "$pass" "$(lost_reasons "$why")" "$ev_got" "$last_seq" "$e2e" "$tr_ach" "$size" "$secs" \
 		$((c1 - c0)) $((p1 - p0)) $((n1 - n0)) $((s1 - s0)) "$tr_cpu" "$(field bytes "$st")" $((mb1 - mb0)) $((ms1 - ms0)) "${why# }")
 	[ $pass = 1 ]
-}
-
-# baseline COUNT SIZE: the NATS path alone, in the same run: e2e-pub (plain
-# nats.c) publishes COUNT messages of SIZE bytes as fast as it can, e2e-sub
-# counts them; leaves one result line in $LINE.
-baseline() {
-	local count=$1 size=$2 st n0 s0 n1 s1 ev lr ft pub_cpu
-	rm -f "$TMP"/t.*
-	"$ESUB" --url "$URL" --subject "$PREFIX.>" --status "$TMP/t.status" 2>"$TMP/t.esub.err" &
-	SPID=$!
-	wait_file "$TMP/t.status" $SPID 10 || { cat "$TMP/t.esub.err" >&2; die "e2e-sub did not start"; }
-	sleep 0.1 # e2e-sub flushed its subscription before writing the status file
-	n0=$(cpu_ticks $NPID); s0=$(cpu_ticks $SPID)
-	/usr/bin/time -f "pub_cpu=%U+%S" -o "$TMP/t.pub.time" \
-		"$EPUB" --url "$URL" --subject "$PREFIX.mempool.added" --count "$count" --size "$size" 2>"$TMP/t.pub.err" ||
-		{ cat "$TMP/t.pub.err" >&2; }
-	local last=-1 still=0
-	while :; do
-		ev=$(field events "$(cat "$TMP/t.status")")
-		[ "$ev" -ge "$count" ] && break
-		if [ "$ev" = "$last" ]; then still=$((still + 1)); else still=0; last=$ev; fi
-		[ $still -ge 30 ] && break
-		sleep 0.05
-	done
-	n1=$(cpu_ticks $NPID); s1=$(cpu_ticks $SPID)
-	stop_pid "$SPID" TERM; SPID=
-	st=$(cat "$TMP/t.status")
-	ev=$(field events "$st"); ft=$(field first_time_ns "$st"); lr=$(field last_recv_ns "$st")
-	pub_cpu=$(awk -F= '/pub_cpu/ { split($2, x, "+"); print x[1] + x[2] }' "$TMP/t.pub.time")
-	LINE=$(printf 'count=%s size=%s events=%s missing=%s rate=%s pub_cpu_s=%s nats_ticks=%s sub_ticks=%s' \
-		"$count" "$size" "$ev" "$(field missing "$st")" \
-		"$(awk -v n="$ev" -v a="$ft" -v b="$lr" 'BEGIN { printf "%.0f", (b > a) ? n / ((b - a) / 1e9) : 0 }')" \
-		"${pub_cpu:-0}" $((n1 - n0)) $((s1 - s0)))
 }
 
 # ---- search and measure ----
