@@ -10,14 +10,6 @@
 
 #include "log.h"
 
-/* nats.c's libuv adapter is a header of non-static functions, meant to be
- * compiled into exactly one file of the program: this one. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-prototypes"
-#pragma GCC diagnostic ignored "-Wshadow"
-#include <nats/adapters/libuv.h>
-#pragma GCC diagnostic pop
-
 static uint64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -296,58 +288,13 @@ fail:
 
 /* ---- the adapter ---- */
 
-static natsLibuvEvents *adapter_new(uv_loop_t *loop)
-{
-	natsLibuvEvents *nle = calloc(1, sizeof(*nle));
-	if (!nle)
-		return NULL;
-	nle->lock = malloc(sizeof(uv_mutex_t));
-	nle->scheduler = malloc(sizeof(uv_async_t));
-	if (!nle->lock || !nle->scheduler || uv_mutex_init(nle->lock) != 0) {
-		free(nle->lock);
-		free(nle->scheduler);
-		free(nle);
-		return NULL;
-	}
-	if (uv_async_init(loop, nle->scheduler, uvAsyncCb) != 0) {
-		uv_mutex_destroy(nle->lock);
-		free(nle->lock);
-		free(nle->scheduler);
-		free(nle);
-		return NULL;
-	}
-	nle->scheduler->data = nle;
-	nle->loop = loop;
-	return nle;
-}
-
-static void adapter_unused_closed(uv_handle_t *h)
-{
-	natsLibuvEvents *nle = h->data;
-	uv_mutex_destroy(nle->lock);
-	free(nle->lock);
-	free(nle->scheduler);
-	free(nle);
-}
-
-/* nats.c never attached it (never connected): nobody will detach it. */
-static void adapter_free_unused(natsLibuvEvents *nle)
-{
-	uv_close((uv_handle_t *)nle->scheduler, adapter_unused_closed);
-}
-
-/* evLoop is our nats_link: translate to the adapter, counting connections. */
+/* evLoop is our nats_link: every socket nats.c attaches is a new
+ * connection (nats_link_gen), counted before nats.c calls it connected. */
 static natsStatus link_attach(void **user_data, void *loop, natsConnection *nc, natsSock sock)
 {
 	struct nats_link *l = loop;
-	if (*user_data == NULL) {
-		natsLibuvEvents *nle = l->adapter;
-		nle->nc = nc;
-		*user_data = nle;
-	}
-	atomic_store(&l->attached_once, true);
 	atomic_fetch_add(&l->gen, 1);
-	return natsLibuv_Attach(user_data, l->loop, nc, sock);
+	return nats_io_attach(&l->io, user_data, nc, sock);
 }
 
 /* ---- loop side ---- */
@@ -402,9 +349,6 @@ static void rebuild_cb(uv_timer_t *t)
 		natsConnection_Destroy(l->nc);
 		l->nc = NULL;
 	}
-	if (l->adapter && !atomic_load(&l->attached_once))
-		adapter_free_unused(l->adapter);
-	l->adapter = NULL;
 	char err[512];
 	if (link_connect(l, err, sizeof(err)) != 0) {
 		log_error("NATS: %s; trying again in %d s", err, NATS_REBUILD_DELAY_MS / 1000);
@@ -431,12 +375,6 @@ static void async_cb(uv_async_t *a)
 
 static int link_connect(struct nats_link *l, char *err, size_t errlen)
 {
-	atomic_store(&l->attached_once, false);
-	l->adapter = adapter_new(l->loop);
-	if (!l->adapter) {
-		snprintf(err, errlen, "out of memory setting up the libuv adapter");
-		return -1;
-	}
 	/* The first attempt without nats.c's retry: a failure then says why
 	 * (refused, TLS, authorization), which the background retry does not */
 	natsStatus s = natsOptions_SetRetryOnFailedConnect(l->nopts, false, NULL, NULL);
@@ -462,8 +400,6 @@ static int link_connect(struct nats_link *l, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot connect to %s: %s", l->servers_text,
 			 text && *text ? text : natsStatus_GetText(s));
 		l->nc = NULL;
-		adapter_free_unused(l->adapter);
-		l->adapter = NULL;
 		return -1;
 	}
 	link_check_status(l);
@@ -484,13 +420,11 @@ int nats_link_start(struct nats_link *l, uv_loop_t *loop, const struct publisher
 		n += (size_t)snprintf(l->servers_text + n, sizeof(l->servers_text) - n, "%s%s",
 				      i ? "," : "", o->servers[i]);
 
-	natsLibuv_Init();
-	natsLibuv_SetThreadLocalLoop(loop);
 	l->nopts = nats_options_build(o, l, err, errlen);
 	if (!l->nopts)
 		return -1;
-	natsStatus s = natsOptions_SetEventLoop(l->nopts, l, link_attach, natsLibuv_Read,
-						natsLibuv_Write, natsLibuv_Detach);
+	natsStatus s = natsOptions_SetEventLoop(l->nopts, l, link_attach, nats_io_read,
+						nats_io_write, nats_io_detach);
 	/* Without this, nats.c runs a flusher thread that every publish wakes
 	 * (a futex wake and two context switches each millisecond, a fifth of
 	 * the publisher's CPU at 400,000 events/s). With it, a publish on the
@@ -500,6 +434,13 @@ int nats_link_start(struct nats_link *l, uv_loop_t *loop, const struct publisher
 		s = natsOptions_SetSendAsap(l->nopts, true);
 	if (s != NATS_OK) {
 		nats_fail(s, "NATS event loop", NULL, err, errlen);
+		natsOptions_Destroy(l->nopts);
+		l->nopts = NULL;
+		return -1;
+	}
+	int rc = nats_io_init(&l->io, loop);
+	if (rc != 0) {
+		snprintf(err, errlen, "setting up the NATS socket's poll: %s", uv_strerror(rc));
 		natsOptions_Destroy(l->nopts);
 		l->nopts = NULL;
 		return -1;
@@ -525,12 +466,10 @@ int nats_link_start(struct nats_link *l, uv_loop_t *loop, const struct publisher
 static void destroy_connection(struct nats_link *l)
 {
 	if (l->nc) {
-		natsConnection_Destroy(l->nc);
+		natsConnection_Destroy(l->nc); /* detaches from l->io */
 		l->nc = NULL;
 	}
-	if (l->adapter && !atomic_load(&l->attached_once))
-		adapter_free_unused(l->adapter);
-	l->adapter = NULL;
+	nats_io_close(&l->io);
 	if (l->nopts) {
 		natsOptions_Destroy(l->nopts);
 		l->nopts = NULL;

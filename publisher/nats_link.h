@@ -12,14 +12,8 @@
  * was made since the first of those messages was published; the pump
  * compares generations to decide (DESIGN.md, "Events on NATS").
  *
- * The libuv adapter: nats.c's own <nats/adapters/libuv.h> refuses a first
- * attach that does not come from the loop thread (NATS_ILLEGAL_STATE), and
- * with natsOptions_SetRetryOnFailedConnect the first successful connect of
- * a server that was down at start happens on nats.c's reconnect thread: the
- * client then never connects, and leaks a flusher thread per attempt
- * (nats.c 3.4.1, checked). So nats_link.c creates the adapter's state on the
- * loop thread before connecting and hands it to natsLibuv_Attach, which
- * then schedules every attach onto the loop, the first one included. */
+ * The socket is polled by our own adapter (nats_io.h says why not
+ * nats.c's <nats/adapters/libuv.h>). */
 #ifndef EBPF_PUBLISHER_NATS_LINK_H
 #define EBPF_PUBLISHER_NATS_LINK_H
 
@@ -31,6 +25,7 @@
 #include <nats/nats.h>
 #include <uv.h>
 
+#include "nats_io.h"
 #include "options.h"
 
 #define NATS_FLUSH_TIMEOUT_MS 5000
@@ -57,8 +52,7 @@ struct nats_link {
 
 	natsOptions *nopts;
 	natsConnection *nc;
-	void *adapter;             /* natsLibuvEvents made on the loop thread */
-	atomic_bool attached_once; /* nats.c took the adapter state */
+	struct nats_io io;         /* the socket's poll on our loop */
 	atomic_uint gen;           /* connections attached so far */
 
 	/* nats.c threads -> loop */
