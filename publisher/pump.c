@@ -35,6 +35,16 @@ static uint64_t release_pos(const struct publisher *p)
 	return p->src.q ? queue_consumer_release_pos(p->src.q) : 0;
 }
 
+/* Everything before it was confirmed: released, or still settling. */
+static uint64_t confirmed_pos(const struct publisher *p)
+{
+	if (p->settle_next.set)
+		return p->settle_next.pos;
+	if (p->settling.set)
+		return p->settling.pos;
+	return release_pos(p);
+}
+
 /* What kind of event a queue record is, for log messages. */
 static const char *record_event_name(const void *data, uint32_t len)
 {
@@ -82,6 +92,7 @@ static void reset_stream(struct publisher *p)
 	p->stream_id = p->src.stream_id;
 	p->done_pos = queue_consumer_release_pos(q);
 	p->done_seq = 0;
+	p->settling.set = p->settle_next.set = false;
 	p->have_unconfirmed = false;
 	p->unflushed_msgs = p->unflushed_bytes = 0;
 	p->need_rewind = false;
@@ -114,6 +125,7 @@ static void do_rewind(struct publisher *p)
 	queue_rewind(p->src.q);
 	p->done_pos = release;
 	p->done_seq = p->confirmed_seq;
+	p->settling.set = p->settle_next.set = false; /* published again */
 	p->have_unconfirmed = false;
 	p->unflushed_msgs = p->unflushed_bytes = 0;
 	p->need_rewind = false;
@@ -123,7 +135,7 @@ static void do_rewind(struct publisher *p)
 
 static bool unconfirmed_outside_flush(const struct publisher *p)
 {
-	uint64_t base = p->link.flushing ? p->flush_pos : release_pos(p);
+	uint64_t base = p->link.flushing ? p->flush_pos : confirmed_pos(p);
 	return p->done_pos > base;
 }
 
@@ -161,6 +173,59 @@ static void confirm_timer_cb(uv_timer_t *t)
 		confirm_start(p);
 }
 
+/* ---- settling (pump.h says why) ---- */
+
+static void settle_timer_cb(uv_timer_t *t);
+
+static void settle_arm(struct publisher *p)
+{
+	uint64_t due = p->settling.at_ms + SETTLE_MS, now = uv_now(p->loop);
+	uv_timer_start(&p->settle_timer, settle_timer_cb, due > now ? due - now : 0, 0);
+}
+
+/* The flush that just succeeded confirmed (confirmed_pos, flush_pos]. */
+static void settle_add(struct publisher *p)
+{
+	struct settling c = { .pos = p->flush_pos, .seq = p->flush_seq, .gen = p->flush_gen,
+			      .at_ms = uv_now(p->loop), .set = true };
+	if (p->settling.set) {
+		p->settle_next = c;
+		return;
+	}
+	p->settling = c;
+	settle_arm(p);
+}
+
+/* Released when the connection that confirmed it is still up. Otherwise
+ * (down, or a new one since) nothing: the rewind after the reconnect
+ * publishes it again. */
+static void settle_timer_cb(uv_timer_t *t)
+{
+	struct publisher *p = t->data;
+	if (!p->settling.set || !p->src.q)
+		return;
+	if (nats_link_connected(&p->link) && nats_link_gen(&p->link) == p->settling.gen) {
+		if (p->settling.pos > release_pos(p)) {
+			queue_release(p->src.q, p->settling.pos);
+			p->confirmed_seq = p->settling.seq;
+			p->confirmed_known = true;
+		}
+		p->settling = p->settle_next;
+		p->settle_next.set = false;
+		if (p->settling.set)
+			settle_arm(p);
+	} else if (!nats_link_connected(&p->link)) {
+		/* look again later: the reconnect (a new generation) decides */
+		uv_timer_start(&p->settle_timer, settle_timer_cb, SETTLE_MS, 0);
+		return;
+	} else {
+		p->settling.set = p->settle_next.set = false;
+	}
+	if (p->stopping)
+		check_done(p);
+	kick(p);
+}
+
 static void on_flush_done(void *arg, natsStatus status, unsigned gen_after)
 {
 	struct publisher *p = arg;
@@ -168,11 +233,8 @@ static void on_flush_done(void *arg, natsStatus status, unsigned gen_after)
 		return;
 	bool same_connection = gen_after == p->flush_gen;
 	if (status == NATS_OK && same_connection) {
-		if (p->src.q && p->flush_pos > release_pos(p)) {
-			queue_release(p->src.q, p->flush_pos);
-			p->confirmed_seq = p->flush_seq;
-			p->confirmed_known = true;
-		}
+		if (p->src.q && p->flush_pos > confirmed_pos(p))
+			settle_add(p);
 		if (p->done_pos == p->flush_pos)
 			p->have_unconfirmed = false;
 	} else {
@@ -511,6 +573,7 @@ static void on_link_state(void *arg)
 	} else {
 		p->need_rewind = true;
 		uv_timer_stop(&p->confirm_timer);
+		uv_timer_stop(&p->settle_timer);
 	}
 }
 
@@ -526,6 +589,7 @@ static void close_own_handles(struct publisher *p)
 {
 	close_handle((uv_handle_t *)&p->drain_idle);
 	close_handle((uv_handle_t *)&p->confirm_timer);
+	close_handle((uv_handle_t *)&p->settle_timer);
 	close_handle((uv_handle_t *)&p->hwm_timer);
 	close_handle((uv_handle_t *)&p->error_timer);
 	close_handle((uv_handle_t *)&p->stats_timer);
@@ -649,6 +713,7 @@ int publisher_run(const struct publisher_options *opts)
 	uv_loop_t *loop = p->loop;
 	uv_idle_init(loop, &p->drain_idle);
 	uv_timer_init(loop, &p->confirm_timer);
+	uv_timer_init(loop, &p->settle_timer);
 	uv_timer_init(loop, &p->hwm_timer);
 	uv_timer_init(loop, &p->error_timer);
 	uv_timer_init(loop, &p->stats_timer);
@@ -657,6 +722,7 @@ int publisher_run(const struct publisher_options *opts)
 	uv_signal_init(loop, &p->sigterm);
 	uv_signal_init(loop, &p->sigint);
 	p->drain_idle.data = p->confirm_timer.data = p->hwm_timer.data = p->error_timer.data = p;
+	p->settle_timer.data = p;
 	p->stats_timer.data = p->housekeeping_timer.data = p->deadline_timer.data = p;
 	p->sigterm.data = p->sigint.data = p;
 	uv_signal_start(&p->sigterm, signal_cb, SIGTERM);
