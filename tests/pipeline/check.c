@@ -15,7 +15,6 @@ void expect_init(struct expect *ex, struct pl *p, uint32_t attached, uint64_t qu
 	memset(ex, 0, sizeof(*ex));
 	ex->p = p;
 	ex->collector_pid = p->t.collector;
-	ex->publisher_pid = p->publisher;
 	ex->attached = attached;
 	ex->queue_capacity = queue_capacity;
 	ex->attach_mode = "multi";
@@ -437,6 +436,7 @@ static void check_publisher_stats(struct expect *ex, const struct pl_msg *m)
 	cr_assert_null(pl_get(map, "seq"), "%s has a seq", ev);
 	cr_assert_null(pl_get(map, "tid"), "%s has a tid", ev);
 	cr_assert_eq(map->via.map.size, 18, "%s: %u keys", ev, map->via.map.size);
+	bool faults = ex->server_faults || ex->publisher_restarts;
 	struct pub_stats s = {
 		.stream_id = pl_uint(map, "stream_id"),
 		.time_ns = pl_uint(map, "time_ns"),
@@ -456,36 +456,111 @@ static void check_publisher_stats(struct expect *ex, const struct pl_msg *m)
 	};
 	cr_assert_eq(s.stream_id, ex->p->stream_id, "%s: stream_id %016" PRIx64 ", the queue's is %016"
 		     PRIx64, ev, s.stream_id, ex->p->stream_id);
-	cr_assert_eq(s.pid, (uint64_t)ex->publisher_pid, "%s: pid %" PRIu64 ", the publisher is %d",
-		     ev, s.pid, (int)ex->publisher_pid);
-	check_time(ev, s.time_ns, ex->p->publisher_start_ns);
+	/* which publisher run: runs follow each other (one is dead before the
+	 * next starts), so the stream never goes back to an earlier one */
+	const struct pl *p = ex->p;
+	unsigned run = 0;
+	while (run < p->publisher_run_count && (uint64_t)p->publisher_runs[run].pid != s.pid)
+		run++;
+	cr_assert_lt(run, p->publisher_run_count, "%s: pid %" PRIu64 ", none of the %u publishers "
+		     "started (the last is %d)", ev, s.pid, p->publisher_run_count,
+		     p->publisher_run_count ? (int)p->publisher_runs[p->publisher_run_count - 1].pid : 0);
+	cr_assert_geq(run, ex->pub_run, "%s of publisher run %u (pid %" PRIu64 ") after one of run %u",
+		      ev, run + 1, s.pid, ex->pub_run + 1);
+	cr_assert(run == 0 || ex->publisher_restarts, "%s from publisher run %u where the publisher "
+		  "is never restarted", ev, run + 1);
+	bool same_run = ex->publisher_stats > 0 && run == ex->pub_run;
+	check_time(ev, s.time_ns, p->publisher_runs[run].start_ns);
 	cr_assert(s.connected, "%s: a stats message received says connected false", ev);
 	cr_assert_eq(s.refused_too_large, 0, "%s: refused_too_large %" PRIu64, ev,
 		     s.refused_too_large);
 	cr_assert_eq(s.malformed, 0, "%s: malformed %" PRIu64, ev, s.malformed);
-	cr_assert_eq(s.nats_errors, 0, "%s: nats_errors %" PRIu64, ev, s.nats_errors);
-	cr_assert_eq(s.reconnects, 0, "%s: reconnects %" PRIu64, ev, s.reconnects);
+	if (!ex->server_faults) {
+		cr_assert_eq(s.nats_errors, 0, "%s: nats_errors %" PRIu64, ev, s.nats_errors);
+		cr_assert_eq(s.reconnects, 0, "%s: reconnects %" PRIu64, ev, s.reconnects);
+	}
 	cr_assert_eq(s.queue_capacity, ex->queue_capacity);
 	cr_assert_leq(s.queue_used, s.queue_capacity);
-	/* One connection, no resend: everything the publisher read it published
-	 * before this message, and the stream holds it in that order. */
-	cr_assert_eq(s.last_read_seq, ex->last_seq, "%s: last_read_seq %" PRIu64 ", but the last "
-		     "seq before it in the stream is %" PRIu64, ev, s.last_read_seq, ex->last_seq);
 	cr_assert_leq(s.confirmed_seq, s.last_read_seq, "%s: confirmed_seq %" PRIu64 " is ahead of "
 		      "last_read_seq %" PRIu64, ev, s.confirmed_seq, s.last_read_seq);
-	cr_assert_geq(s.confirmed_seq, ex->last_pub.confirmed_seq, "%s: confirmed_seq went back", ev);
-	cr_assert_eq(s.published, ex->records, "%s: published %" PRIu64 ", the stream holds %" PRIu64
-		     " records before it", ev, s.published, ex->records);
-	cr_assert_eq(s.published_bytes, ex->record_bytes, "%s: published_bytes %" PRIu64 ", the "
-		     "records before it are %" PRIu64 " bytes", ev, s.published_bytes,
-		     ex->record_bytes);
+	/* what the server confirmed it holds, before this message */
+	cr_assert_leq(s.confirmed_seq, ex->last_seq, "%s: confirmed_seq %" PRIu64 ", but the stream "
+		      "holds seqs up to %" PRIu64 " before it", ev, s.confirmed_seq, ex->last_seq);
+	if (same_run) {
+		cr_assert_geq(s.confirmed_seq, ex->last_pub.confirmed_seq, "%s: confirmed_seq %" PRIu64
+			      " after %" PRIu64 " (it went back)", ev, s.confirmed_seq,
+			      ex->last_pub.confirmed_seq);
+		cr_assert_geq(s.published, ex->last_pub.published, "%s: published %" PRIu64 " after %"
+			      PRIu64, ev, s.published, ex->last_pub.published);
+		cr_assert_geq(s.reconnects, ex->last_pub.reconnects, "%s: reconnects %" PRIu64
+			      " after %" PRIu64, ev, s.reconnects, ex->last_pub.reconnects);
+	}
+	if (!faults) {
+		/* One connection, no resend: everything the publisher read it
+		 * published before this message, and the stream holds it in
+		 * that order. */
+		cr_assert_eq(s.last_read_seq, ex->last_seq, "%s: last_read_seq %" PRIu64 ", but the "
+			     "last seq before it in the stream is %" PRIu64, ev, s.last_read_seq,
+			     ex->last_seq);
+		cr_assert_eq(s.published, ex->records, "%s: published %" PRIu64 ", the stream holds %"
+			     PRIu64 " records before it", ev, s.published, ex->records);
+		cr_assert_eq(s.published_bytes, ex->record_bytes, "%s: published_bytes %" PRIu64
+			     ", the records before it are %" PRIu64 " bytes", ev, s.published_bytes,
+			     ex->record_bytes);
+	}
 	/* queue_used also counts records the collector wrote after the
 	 * publisher's last read (a stats record, say): only bounded here. */
 	cr_assert_leq(s.queue_used, s.queue_capacity, "%s: queue_used %" PRIu64 " > capacity", ev,
 		      s.queue_used);
 	ex->last_pub = s;
+	ex->pub_run = run;
+	if (s.confirmed_seq > ex->max_confirmed)
+		ex->max_confirmed = s.confirmed_seq;
 	ex->publisher_stats++;
 	ex->pub_stats_after_last_record++;
+}
+
+/* ---- duplicates ---- */
+
+static uint64_t msg_digest(const struct pl_msg *m)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	const uint8_t *parts[2] = { (const uint8_t *)m->subject, m->data };
+	size_t lens[2] = { strlen(m->subject) + 1, m->size };
+	for (int i = 0; i < 2; i++)
+		for (size_t j = 0; j < lens[i]; j++)
+			h = (h ^ parts[i][j]) * 0x100000001b3ull;
+	return h;
+}
+
+static void keep_digest(struct expect *ex, uint64_t seq, uint64_t digest)
+{
+	if (seq >= ex->digests_cap) {
+		size_t cap = ex->digests_cap ? ex->digests_cap : 4096;
+		while (cap <= seq)
+			cap *= 2;
+		ex->digests = realloc(ex->digests, cap * sizeof(*ex->digests));
+		cr_assert_not_null(ex->digests, "out of memory");
+		ex->digests_cap = cap;
+	}
+	ex->digests[seq] = digest;
+}
+
+/* A seq that arrived before: allowed only where something was killed, only
+ * after the last seq the publisher reported confirmed, identical. */
+static void check_duplicate(struct expect *ex, const struct pl_msg *m, const char *event,
+			    uint64_t seq, uint64_t digest)
+{
+	cr_assert_gt(seq, ex->max_confirmed, "%s: duplicate of seq %" PRIu64 " (message %" PRIu64
+		     "), which a publisher_stats before it reported confirmed (confirmed_seq %"
+		     PRIu64 "): only unconfirmed records may arrive again", event, seq, m->index,
+		     ex->max_confirmed);
+	cr_assert_eq(ex->digests[seq], digest, "%s: the second copy of seq %" PRIu64 " (message %"
+		     PRIu64 ", %zu bytes on %s) differs from the first", event, seq, m->index,
+		     m->size, m->subject);
+	if (!ex->duplicates || seq - ex->max_confirmed < ex->dup_min_margin)
+		ex->dup_min_margin = seq - ex->max_confirmed;
+	ex->duplicates++;
 }
 
 /* ---- every message ---- */
@@ -507,12 +582,20 @@ void pl_check_msg(void *arg, const struct pl_msg *m)
 		return;
 	}
 	/* a queue record */
-	cr_assert(!ex->stats_final, "%s after the collector's final stats record (attached none)",
-		  event);
 	uint64_t sid = pl_uint(m->map, "stream_id");
 	cr_assert_eq(sid, ex->p->stream_id, "%s: stream_id %016" PRIx64 ", the queue's is %016" PRIx64,
 		     event, sid, ex->p->stream_id);
 	uint64_t seq = pl_uint(m->map, "seq");
+	if (ex->server_faults || ex->publisher_restarts) {
+		uint64_t digest = msg_digest(m);
+		if (seq <= ex->last_seq) {
+			check_duplicate(ex, m, event, seq, digest);
+			return;
+		}
+		keep_digest(ex, seq, digest);
+	}
+	cr_assert(!ex->stats_final, "%s after the collector's final stats record (attached none)",
+		  event);
 	cr_assert_eq(seq, ex->last_seq + 1, "%s: seq %" PRIu64 " after %" PRIu64 " (a gap, a "
 		     "duplicate or out of order)", event, seq, ex->last_seq);
 	if (strcmp(event, "extractor:started") == 0) {
@@ -536,4 +619,53 @@ void pl_check_msg(void *arg, const struct pl_msg *m)
 	ex->records++;
 	ex->record_bytes += m->size;
 	ex->pub_stats_after_last_record = 0;
+}
+
+/* ---- the end of a run ---- */
+
+void expect_finish(struct expect *ex, struct pl_js *js, int timeout_ms)
+{
+	struct pl *p = ex->p;
+	cr_assert_eq(pl_stop_collector(p), 0, "the collector did not exit cleanly");
+	int st = pl_stop_publisher(p);
+	if (st != 0)
+		pl_dump_logs(p);
+	cr_assert_eq(st, 0, "the publisher exited with %d", st);
+	pl_js_pump_all(js, pl_check_msg, ex, timeout_ms);
+
+	cr_assert_eq(ex->started, 1, "%" PRIu64 " started records", ex->started);
+	cr_assert_eq(ex->last_kind, RECORD_STATS, "the collector's last record is not its final stats");
+	cr_assert_eq(ex->stats_seq, ex->last_seq);
+	cr_assert(ex->stats_final, "the collector's last stats record still lists attached probes");
+	for (int tp = 1; tp < TP_COUNT; tp++) {
+		cr_assert_eq(ex->stats_events[tp], ex->events[tp], "final stats: %s", tracepoint_table[tp].event);
+		cr_assert_eq(ex->stats_lost[tp], ex->lost[tp], "final stats: %s", tracepoint_table[tp].event);
+	}
+	cr_assert(ex->last_msg_was_pub_stats, "the stream does not end with the publisher's final stats");
+	const struct pub_stats *s = &ex->last_pub;
+	cr_assert_eq(s->pid, (uint64_t)p->publisher_runs[p->publisher_run_count - 1].pid,
+		     "the final publisher_stats are not the last publisher's");
+	cr_assert_eq(s->confirmed_seq, ex->last_seq, "final publisher_stats: confirmed_seq %" PRIu64
+		     ", the last seq is %" PRIu64, s->confirmed_seq, ex->last_seq);
+	if (!ex->server_faults && !ex->publisher_restarts)
+		cr_assert_eq(s->published, ex->last_seq, "final publisher_stats: published %" PRIu64
+			     " messages for seqs 1..%" PRIu64, s->published, ex->last_seq);
+	else if (!ex->publisher_restarts)
+		/* one publisher: every seq at least once, some again after a reconnect */
+		cr_assert_geq(s->published, ex->last_seq, "final publisher_stats: published %" PRIu64
+			      " messages for seqs 1..%" PRIu64, s->published, ex->last_seq);
+	cr_assert_eq(s->queue_used, 0);
+	cr_assert(!s->collector_present, "final publisher_stats: collector_present after it exited");
+	uint64_t lost = 0;
+	for (int tp = 1; tp < TP_COUNT; tp++)
+		lost += ex->lost[tp];
+	fprintf(stderr, "pipeline: %" PRIu64 " messages checked: seq 1..%" PRIu64 " (%" PRIu64
+		" bytes), %" PRIu64 " events, %" PRIu64 " collector_stats, %" PRIu64
+		" loss records (%" PRIu64 " lost), %" PRIu64 " publisher_stats, %" PRIu64
+		" duplicates (the closest %" PRIu64 " after the confirmed_seq reported before it)\n",
+		ex->msgs, ex->last_seq, ex->record_bytes, ex->events_total, ex->collector_stats,
+		ex->loss_records, lost, ex->publisher_stats, ex->duplicates, ex->dup_min_margin);
+	free(ex->digests);
+	ex->digests = NULL;
+	ex->digests_cap = 0;
 }

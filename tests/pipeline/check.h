@@ -1,7 +1,14 @@
 /* The checks every pipeline test applies to every message it reads, in the
  * order the stream holds them: one `struct expect` says what the test
  * fired and accumulates what arrived; pl_check_msg() asserts each message
- * against it. */
+ * against it.
+ *
+ * Delivery is at least once: where a test kills the NATS server or the
+ * publisher (server_faults, publisher_restarts), a queue record may arrive
+ * again. Such a duplicate must be byte for byte its first copy and a seq
+ * after the highest confirmed_seq any publisher_stats reported before it
+ * (the server had not confirmed it); it is counted and otherwise dropped,
+ * so every other check sees each seq once, in order. */
 #ifndef EBPF_PIPELINE_CHECK_H
 #define EBPF_PIPELINE_CHECK_H
 
@@ -24,7 +31,7 @@ struct pub_stats {
 struct expect {
 	struct pl *p;
 	/* ---- what the test set up ---- */
-	pid_t collector_pid, publisher_pid;
+	pid_t collector_pid;      /* the publisher's: p->publisher_runs */
 	uint32_t attached;        /* tracepoints the collector attached (bit per id) */
 	uint64_t queue_capacity;
 	const char *attach_mode;  /* "multi" */
@@ -39,6 +46,10 @@ struct expect {
 	uint32_t main_thread; /* tracepoints fired on the tracee's main thread (tid == pid);
 			       * the others from another thread (tid != pid) */
 	bool allow_loss;      /* loss records may come (and skipped steps with them) */
+	bool server_faults;   /* the NATS server is killed and restarted: reconnects,
+			       * NATS errors and duplicates allowed */
+	bool publisher_restarts; /* the publisher is killed and restarted: duplicates and
+				  * several publisher runs allowed */
 
 	/* ---- what arrived ---- */
 	uint64_t msgs;
@@ -69,6 +80,13 @@ struct expect {
 	uint64_t pub_stats_after_last_record; /* publisher_stats since the last queue record */
 	struct pub_stats last_pub;
 	bool last_msg_was_pub_stats;
+	unsigned pub_run;            /* index in p->publisher_runs of the last publisher_stats */
+	uint64_t max_confirmed;      /* highest confirmed_seq reported so far */
+	/* duplicates (server_faults, publisher_restarts) */
+	uint64_t duplicates;
+	uint64_t dup_min_margin;     /* least seq - max_confirmed of a duplicate */
+	uint64_t *digests;           /* per seq: FNV-1a of subject and payload */
+	size_t digests_cap;
 };
 
 void expect_init(struct expect *ex, struct pl *p, uint32_t attached, uint64_t queue_capacity);
@@ -78,6 +96,14 @@ void expect_phase(struct expect *ex, pid_t tracee, uint64_t start_ns, bool load_
 
 /* pl_msg_fn: asserts one message against ex and records it. */
 void pl_check_msg(void *arg, const struct pl_msg *m);
+
+/* Stops the collector (its last record: the final stats) and the publisher
+ * (it publishes everything, then its final stats, flushed), reads the rest
+ * of the stream within timeout_ms and checks the end state: the last queue
+ * record is the collector's final stats, counting every event; the last
+ * message is the publisher's final stats, confirming every seq. Frees what
+ * ex holds. */
+void expect_finish(struct expect *ex, struct pl_js *js, int timeout_ms);
 
 /* Steps of tp in the scenario. */
 uint64_t scenario_count(enum tracepoint_id tp);

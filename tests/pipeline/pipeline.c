@@ -71,6 +71,11 @@ void pl_dump_logs(const struct pl *p)
 
 void pl_teardown(struct pl *p)
 {
+	if (p->tracee > 0) {
+		kill(p->tracee, SIGKILL);
+		e2e_wait_exit(p->tracee, 5000);
+		p->tracee = 0;
+	}
 	if (p->publisher > 0) {
 		kill(p->publisher, SIGKILL);
 		e2e_wait_exit(p->publisher, 5000);
@@ -97,6 +102,13 @@ void pl_start_nats(struct pl *p, bool jetstream)
 {
 	pe_nats_start(&p->nats, &p->pe, 0, jetstream, PL_NATS_CONF);
 	p->nats_up = true;
+	pl_connect(p);
+}
+
+void pl_connect(struct pl *p)
+{
+	if (p->nc)
+		natsConnection_Destroy(p->nc);
 	p->nc = pe_nats_connect(&p->nats);
 	int64_t max = natsConnection_GetMaxPayload(p->nc);
 	cr_assert_eq(max, 5242880, "the server's max_payload is %" PRId64 ", not the configured "
@@ -162,6 +174,10 @@ void pl_start_publisher(struct pl *p, const char *const extra[])
 	argv[n] = NULL;
 	p->publisher_start_ns = e2e_unix_ns();
 	p->publisher = e2e_spawn(argv, p->publisher_log, false);
+	cr_assert_lt(p->publisher_run_count, PL_MAX_PUBLISHERS, "more than %d publisher runs",
+		     PL_MAX_PUBLISHERS);
+	p->publisher_runs[p->publisher_run_count++] =
+		(struct pl_publisher_run){ p->publisher, p->publisher_start_ns };
 	struct pub_ready w = { p, false };
 	bool ok = e2e_wait_until(pub_ready_cond, &w, 20000);
 	if (!ok || w.exited) {
@@ -194,28 +210,55 @@ int pl_stop_publisher(struct pl *p)
 	return status;
 }
 
-pid_t pl_run_tracee(struct pl *p, const char *const args[], char **out, int timeout_ms)
+void pl_kill_publisher(struct pl *p)
+{
+	cr_assert_gt(p->publisher, 0, "no publisher to kill");
+	kill(p->publisher, SIGKILL);
+	int status = e2e_wait_exit(p->publisher, 10000);
+	cr_assert_eq(status, 128 + SIGKILL, "the publisher (pid %d) did not die of SIGKILL "
+		     "within 10 s: status %d", (int)p->publisher, status);
+	p->publisher = 0;
+}
+
+pid_t pl_tracee_spawn(struct pl *p, const char *const args[])
 {
 	static unsigned runs;
-	char log[400];
-	snprintf(log, sizeof(log), "%s/tracee-%u.out", p->t.dir, runs++);
+	cr_assert_eq(p->tracee, 0, "a tracee (pid %d) still runs", (int)p->tracee);
+	snprintf(p->tracee_log, sizeof(p->tracee_log), "%s/tracee-%u.out", p->t.dir, runs++);
 	const char *argv[32] = { p->t.tracee };
 	int n = 1;
 	for (int i = 0; args[i] && n < 31; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	pid_t pid = e2e_spawn(argv, log, false);
+	p->tracee = e2e_spawn(argv, p->tracee_log, false);
+	return p->tracee;
+}
+
+void pl_tracee_finish(struct pl *p, int sig, char **out, int timeout_ms)
+{
+	pid_t pid = p->tracee;
+	cr_assert_gt(pid, 0, "no tracee runs");
+	if (sig)
+		kill(pid, sig);
 	int status = e2e_wait_exit(pid, timeout_ms);
 	if (status < 0) {
 		kill(pid, SIGKILL);
 		e2e_wait_exit(pid, 5000);
 	}
-	char *text = e2e_read_file(log);
-	cr_assert_eq(status, 0, "the tracee exited with %d: %s", status, text ? text : "");
+	p->tracee = 0;
+	char *text = e2e_read_file(p->tracee_log);
+	cr_assert_eq(status, 0, "the tracee exited with %d, expected 0: %s", status,
+		     text ? text : "");
 	if (out)
 		*out = text;
 	else
 		free(text);
+}
+
+pid_t pl_run_tracee(struct pl *p, const char *const args[], char **out, int timeout_ms)
+{
+	pid_t pid = pl_tracee_spawn(p, args);
+	pl_tracee_finish(p, 0, out, timeout_ms);
 	return pid;
 }
 
@@ -261,7 +304,7 @@ static void hand(const char *subject, const void *data, size_t len, uint64_t ind
 	for (uint32_t i = 0; i < u.data.via.map.size; i++)
 		cr_assert_eq(u.data.via.map.ptr[i].key.type, MSGPACK_OBJECT_STR,
 			     "message %" PRIu64 " on %s: key %u is not a str", index, subject, i);
-	struct pl_msg m = { subject, &u.data, len, index };
+	struct pl_msg m = { subject, &u.data, data, len, index };
 	fn(arg, &m);
 	msgpack_unpacked_destroy(&u);
 }
@@ -278,6 +321,11 @@ struct pl_js {
 struct pl_js *pl_js_open(natsConnection *nc, const char *stream, const char *subjects)
 {
 	pe_js_add_stream(nc, stream, subjects);
+	return pl_js_reader(nc, stream, subjects);
+}
+
+struct pl_js *pl_js_reader(natsConnection *nc, const char *stream, const char *subjects)
+{
 	struct pl_js *r = calloc(1, sizeof(*r));
 	cr_assert_not_null(r);
 	snprintf(r->stream, sizeof(r->stream), "%s", stream);

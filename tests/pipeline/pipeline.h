@@ -23,6 +23,15 @@
 #include "harness.h"
 #include "pe.h"
 
+#define PL_MAX_PUBLISHERS 8
+
+/* One run of ebpf-publisher: its stats carry its pid and come after its
+ * start. */
+struct pl_publisher_run {
+	pid_t pid;
+	uint64_t start_ns;
+};
+
 /* One environment: scratch dir, queue, nats-server, collector, publisher. */
 struct pl {
 	struct e2e t;        /* scratch dir, queue dir, tracee copy, collector */
@@ -37,6 +46,11 @@ struct pl {
 	char prefix[160];    /* btc.<node as a subject token> */
 	uint64_t stream_id;  /* the queue's, from the publisher's ready file */
 	uint64_t collector_start_ns, publisher_start_ns;
+	/* every publisher started, in order (a test may kill and restart it) */
+	struct pl_publisher_run publisher_runs[PL_MAX_PUBLISHERS];
+	unsigned publisher_run_count;
+	pid_t tracee;        /* a tracee started by pl_tracee_spawn, still running */
+	char tracee_log[400];
 };
 
 /* nats-server config giving room for a 4,000,000-byte payload. */
@@ -49,6 +63,9 @@ void pl_teardown(struct pl *p);
 /* nats-server on a free loopback port with PL_NATS_CONF, optionally with
  * JetStream (file storage in the scratch dir); connects p->nc. */
 void pl_start_nats(struct pl *p, bool jetstream);
+/* (Re)connects p->nc to p's server (a new connection after a restart);
+ * asserts the server's max_payload. */
+void pl_connect(struct pl *p);
 
 /* ebpf-collector as nobody with exactly CAP_BPF+CAP_PERFMON on the tracee
  * copy and p's queue, with extra arguments; waits until every requested
@@ -63,11 +80,19 @@ int pl_stop_collector(struct pl *p);
 void pl_start_publisher(struct pl *p, const char *const extra[]);
 /* SIGTERM (the publisher drains the queue first); returns its exit status. */
 int pl_stop_publisher(struct pl *p);
+/* SIGKILL, mid-stream; waits until it is gone. */
+void pl_kill_publisher(struct pl *p);
 void pl_dump_logs(const struct pl *p);
 
 /* Runs the tracee copy with argv (after the program name) to completion;
  * its stdout into *out (malloc'd). Returns its pid; asserts exit 0. */
 pid_t pl_run_tracee(struct pl *p, const char *const args[], char **out, int timeout_ms);
+/* The same in two steps: starts the tracee (p->tracee; pl_teardown kills
+ * it if it still runs) ... */
+pid_t pl_tracee_spawn(struct pl *p, const char *const args[]);
+/* ... and, after sending it sig (none when 0: it ends by itself), waits
+ * for its exit; asserts exit 0, its stdout into *out (malloc'd) if out. */
+void pl_tracee_finish(struct pl *p, int sig, char **out, int timeout_ms);
 /* The "fired <event> N" count in a tracee's output, -1 if absent. */
 int64_t pl_fired(const char *out, enum tracepoint_id tp);
 
@@ -79,7 +104,8 @@ bool pl_cap_eff_is(pid_t pid, const char *hex);
 struct pl_msg {
 	const char *subject;
 	const msgpack_object *map; /* the decoded root, a map (asserted) */
-	size_t size;               /* bytes of the MessagePack payload */
+	const void *data;          /* the MessagePack payload itself */
+	size_t size;               /* its bytes */
 	uint64_t index;            /* 0-based, in the order received */
 };
 
@@ -90,6 +116,9 @@ typedef bool (*pl_done_fn)(void *arg);
  * reads it from the start. */
 struct pl_js;
 struct pl_js *pl_js_open(natsConnection *nc, const char *stream, const char *subjects);
+/* The pull consumer alone, on a stream made before (pe_js_add_stream):
+ * after a server restart, on a new connection. */
+struct pl_js *pl_js_reader(natsConnection *nc, const char *stream, const char *subjects);
 /* Hands every new message, in stream order, to fn(arg) until
  * done(done_arg) holds (checked before each fetch) or timeout_ms passes;
  * returns whether it holds. */

@@ -101,46 +101,6 @@ static void expect_scenario_counts(const struct expect *ex, uint32_t mask)
 	}
 }
 
-/* Stops the collector (its last record: the final stats) and the publisher
- * (it publishes everything, then its final stats, flushed), reads the rest
- * of the stream and checks the end state: the last queue record is the
- * collector's final stats, counting every event; the last message is the
- * publisher's final stats, confirming every seq. */
-static void finish(struct expect *ex, struct pl_js *js)
-{
-	cr_assert_eq(pl_stop_collector(&P), 0, "the collector did not exit cleanly");
-	int st = pl_stop_publisher(&P);
-	if (st != 0)
-		pl_dump_logs(&P);
-	cr_assert_eq(st, 0, "the publisher exited with %d", st);
-	pl_js_pump_all(js, pl_check_msg, ex, 20000);
-
-	cr_assert_eq(ex->started, 1, "%" PRIu64 " started records", ex->started);
-	cr_assert_eq(ex->last_kind, RECORD_STATS, "the collector's last record is not its final stats");
-	cr_assert_eq(ex->stats_seq, ex->last_seq);
-	cr_assert(ex->stats_final, "the collector's last stats record still lists attached probes");
-	for (int tp = 1; tp < TP_COUNT; tp++) {
-		cr_assert_eq(ex->stats_events[tp], ex->events[tp], "final stats: %s", tracepoint_table[tp].event);
-		cr_assert_eq(ex->stats_lost[tp], ex->lost[tp], "final stats: %s", tracepoint_table[tp].event);
-	}
-	cr_assert(ex->last_msg_was_pub_stats, "the stream does not end with the publisher's final stats");
-	const struct pub_stats *s = &ex->last_pub;
-	cr_assert_eq(s->confirmed_seq, ex->last_seq, "final publisher_stats: confirmed_seq %" PRIu64
-		     ", the last seq is %" PRIu64, s->confirmed_seq, ex->last_seq);
-	cr_assert_eq(s->published, ex->last_seq, "final publisher_stats: published %" PRIu64
-		     " messages for seqs 1..%" PRIu64, s->published, ex->last_seq);
-	cr_assert_eq(s->queue_used, 0);
-	cr_assert(!s->collector_present, "final publisher_stats: collector_present after it exited");
-	uint64_t lost = 0;
-	for (int tp = 1; tp < TP_COUNT; tp++)
-		lost += ex->lost[tp];
-	fprintf(stderr, "pipeline: %" PRIu64 " messages checked: seq 1..%" PRIu64 " (%" PRIu64
-		" bytes), %" PRIu64 " events, %" PRIu64 " collector_stats, %" PRIu64
-		" loss records (%" PRIu64 " lost), %" PRIu64 " publisher_stats\n", ex->msgs,
-		ex->last_seq, ex->record_bytes, ex->events_total, ex->collector_stats,
-		ex->loss_records, lost, ex->publisher_stats);
-}
-
 /* ---- 1. every event type, every field, end to end ---- */
 
 Test(pipeline, every_event_type_end_to_end)
@@ -167,7 +127,7 @@ Test(pipeline, every_event_type_end_to_end)
 	cr_assert_eq(ex.events_total, scenario_event_count());
 	cr_assert_eq(ex.loss_records, 0);
 
-	finish(&ex, js);
+	expect_finish(&ex, js, 20000);
 	expect_scenario_counts(&ex, TP_MASK_ALL);
 	pl_js_close(js);
 }
@@ -364,7 +324,7 @@ Test(pipeline, collector_records_and_publisher_stats_reach_nats)
 	cr_assert(pl_js_pump(js, pl_check_msg, &ex, all_confirmed, &ex, 10000),
 		  "no publisher_stats confirmed seq %" PRIu64, ex.last_seq);
 
-	finish(&ex, js);
+	expect_finish(&ex, js, 20000);
 	expect_scenario_counts(&ex, TP_MASK_ALL);
 	cr_assert_geq(ex.collector_stats, 2, "only %" PRIu64 " collector_stats", ex.collector_stats);
 	cr_assert_geq(ex.publisher_stats, 2, "only %" PRIu64 " publisher_stats", ex.publisher_stats);
@@ -396,7 +356,7 @@ Test(pipeline, loss_records_reach_nats_where_the_events_are_missing)
 		  ex.lost[TP_NET_INBOUND_MESSAGE], scenario_count(TP_NET_INBOUND_MESSAGE),
 		  ex.events[TP_NET_OUTBOUND_MESSAGE], ex.lost[TP_NET_OUTBOUND_MESSAGE],
 		  scenario_count(TP_NET_OUTBOUND_MESSAGE));
-	finish(&ex, js);
+	expect_finish(&ex, js, 20000);
 	expect_scenario_counts(&ex, p2p);
 	cr_assert_gt(ex.loss_records, 0);
 	/* at least the messages with a chunk the ring cannot hold */
@@ -462,7 +422,7 @@ Test(pipeline, burst_with_default_sizes_arrives_whole)
 		pl_dump_logs(&P);
 	cr_assert(all, "only %" PRIu64 " of %" PRIu64 " events reached the stream", ex.events_total,
 		  total);
-	finish(&ex, js);
+	expect_finish(&ex, js, 20000);
 	cr_assert_eq(ex.loss_records, 0);
 	for (int tp = 1; tp < TP_COUNT; tp++)
 		cr_assert_eq(ex.events[tp], (uint64_t)fired[tp], "%s: %" PRIu64 " arrived, %" PRId64

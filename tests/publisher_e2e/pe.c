@@ -199,18 +199,29 @@ void pe_notify(struct pe_producer *p)
 	queue_notify(p->q);
 }
 
-uint64_t pe_release_pos(const char *queue_dir)
+/* A u64 at off of a queue file; 0 when it cannot be read. */
+static uint64_t queue_file_u64(const char *queue_dir, const char *name, off_t off)
 {
 	char path[512];
-	snprintf(path, sizeof(path), "%s/" QUEUE_CONSUMER_FILE, queue_dir);
+	snprintf(path, sizeof(path), "%s/%s", queue_dir, name);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	uint64_t pos = 0;
-	if (pread(fd, &pos, sizeof(pos), QUEUE_CON_RELEASE_POS) != (ssize_t)sizeof(pos))
-		pos = 0;
+	uint64_t v = 0;
+	if (pread(fd, &v, sizeof(v), off) != (ssize_t)sizeof(v))
+		v = 0;
 	close(fd);
-	return pos;
+	return v;
+}
+
+uint64_t pe_release_pos(const char *queue_dir)
+{
+	return queue_file_u64(queue_dir, QUEUE_CONSUMER_FILE, QUEUE_CON_RELEASE_POS);
+}
+
+uint64_t pe_write_pos(const char *queue_dir)
+{
+	return queue_file_u64(queue_dir, QUEUE_DATA_FILE, QUEUE_HDR_WRITE_POS);
 }
 
 /* ---- nats-server ---- */
@@ -403,6 +414,34 @@ uint64_t pe_cpu_ticks(pid_t pid)
 	free(text);
 	cr_assert_eq(n, 2, "parsing %s", path);
 	return utime + stime;
+}
+
+unsigned pe_file_count(const char *path, const char *needle)
+{
+	char *text = e2e_read_file(path);
+	unsigned n = 0;
+	size_t len = strlen(needle);
+	for (const char *p = text; p && len && (p = strstr(p, needle)); p += len)
+		n++;
+	free(text);
+	return n;
+}
+
+struct count_wait {
+	const char *path, *needle;
+	unsigned count;
+};
+
+static bool count_cond(void *arg)
+{
+	const struct count_wait *w = arg;
+	return pe_file_count(w->path, w->needle) >= w->count;
+}
+
+bool pe_wait_file_count(const char *path, const char *needle, unsigned count, int timeout_ms)
+{
+	struct count_wait w = { path, needle, count };
+	return e2e_wait_until(count_cond, &w, timeout_ms);
 }
 
 /* ---- decoding ---- */

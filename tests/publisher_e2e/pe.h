@@ -59,6 +59,9 @@ uint64_t pe_write_event_wait(struct pe_producer *p, enum tracepoint_id tp, uint3
 void pe_notify(struct pe_producer *p);
 /* The consumer file's release position (what the publisher confirmed). */
 uint64_t pe_release_pos(const char *queue_dir);
+/* The data file's write position (what the producer committed), read
+ * from its header the way the publisher reads it. */
+uint64_t pe_write_pos(const char *queue_dir);
 
 /* ---- nats-server ---- */
 
@@ -98,6 +101,10 @@ void pe_pub_kill(struct pe_pub *pb);                /* SIGKILL */
 void pe_pub_dump_log(const struct pe_pub *pb);
 /* utime + stime in clock ticks, from /proc/PID/stat */
 uint64_t pe_cpu_ticks(pid_t pid);
+/* How many times needle occurs in the file at path (0 when unreadable). */
+unsigned pe_file_count(const char *path, const char *needle);
+/* Waits until it occurs at least count times, or timeout_ms passes. */
+bool pe_wait_file_count(const char *path, const char *needle, unsigned count, int timeout_ms);
 
 /* ---- what arrived ---- */
 

@@ -366,8 +366,9 @@ Test(pub_faults, stalled_server_stops_reading_at_the_high_water_mark)
 	uint64_t rss1 = rss_anon_kb(pub.pid);
 	fprintf(stderr, "stalled server: publisher anonymous RSS %" PRIu64 " kB -> %" PRIu64 " kB with %d MB "
 		"queued\n", rss0, rss1, records / 2);
-	/* stopped at 8 MB (plus one batch, allocator slack and, in ASan builds,
-	 * its quarantine): far from the 200 MB it would hold otherwise */
+	/* stopped at the high-water mark, 1 MB (plus one batch, allocator
+	 * slack and, in ASan builds, its quarantine): far from the 200 MB it
+	 * would hold otherwise */
 	cr_assert_lt(rss1 - rss0, 100000, "the publisher holds %" PRIu64 " kB more for a stalled "
 		     "server", rss1 - rss0);
 	cr_assert_eq(pe_release_pos(env.queue_dir), 0, "released records the server did not confirm");
