@@ -19,7 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "encode.h"
 #include "proc.h"
+#include "record.h"
 
 /* ---- nats-server ---- */
 
@@ -572,6 +574,76 @@ Test(sub_e2e, sigterm_exits_143)
 	sub_start(&p, s, NULL);
 	kill(p.pid, SIGTERM);
 	cr_assert_eq(proc_wait_exit(&p, 10000), 143, "stderr: %s", p.err.data);
+	proc_free(&p);
+	server_remove(s);
+}
+
+/* ---- a real event from the publisher's encoder ---- */
+
+/* A net:inbound_message record as the collector queues it, with a real
+ * transaction from the reference corpus as payload, encoded by the
+ * publisher's own encoder (decoder included): ebpf-sub prints the decoded
+ * txid and wtxid as bitcoin-cli does (the corpus's facts, computed
+ * independently), and the payload as its hex. */
+Test(sub_e2e, decoded_tx_from_the_publishers_encoder)
+{
+	static const char corpus[] = DECODE_CORPUS_DIR "/from_node-tx-0.bin";
+	FILE *f = fopen(corpus, "rb");
+	cr_assert_not_null(f, "%s: %s", corpus, strerror(errno));
+	uint8_t payload[4096];
+	size_t n = fread(payload, 1, sizeof(payload), f);
+	fclose(f);
+	cr_assert_eq(n, 133, "%s: %zu bytes", corpus, n);
+
+	struct {
+		struct record_header h;
+		struct ev_net_message m;
+		uint8_t payload[133];
+	} rec;
+	memset(&rec, 0, sizeof(rec));
+	const uint32_t length = sizeof(rec.h) + sizeof(rec.m) + (uint32_t)n; /* no padding */
+	rec.h = (struct record_header){ .kind = RECORD_EVENT, .tracepoint = TP_NET_INBOUND_MESSAGE,
+					.length = length, .time_ns = 1700000000123456789ull,
+					.pid = 10, .tid = 11 };
+	rec.m.peer_id = 7;
+	rec.m.size = n;
+	strcpy(rec.m.addr, "203.0.113.5:8333");
+	strcpy(rec.m.conn_type, "inbound");
+	strcpy(rec.m.msg_type, "tx");
+	memcpy(rec.payload, payload, n);
+
+	static struct encoder enc; /* the decoder points into it: never moved */
+	char err[ENCODE_ERROR_LEN];
+	cr_assert_eq(encoder_init(&enc, "node1", NULL, err), 0, "%s", err);
+	cr_assert_eq(encode_record(&enc, 0x1122334455667788ull, 42, &rec, length, err),
+		     ENCODE_OK, "%s", err);
+	cr_assert_str_eq(enc.subject, "btc.node1.net.inbound_message.tx");
+
+	struct server *s = new_server();
+	server_start(s, 0);
+	struct proc p;
+	const char *extra[] = { "--count", "1", NULL };
+	sub_start(&p, s, extra);
+	natsConnection *nc = pub_connect(s);
+	publish(nc, enc.subject, enc.buf.data, enc.buf.size);
+	encoder_free(&enc);
+	cr_assert_eq(proc_wait_exit(&p, 10000), 0, "stderr: %s", p.err.data);
+
+	const char *out = p.out.data;
+	cr_expect(strstr(out, "\"event\":\"net:inbound_message\""), "%s", out);
+	cr_expect(strstr(out, "\"seq\":42,"), "%s", out);
+	cr_expect(strstr(out, "\"msg_type\":\"tx\""), "%s", out);
+	cr_expect(strstr(out, "\"txid\":\"d69ed2b46f08ef108444eaaf3ddc7ae86a86d4fec5bfc3b6a24d036e7acabe54\""),
+		  "the decoded txid, as bitcoin-cli prints it: %s", out);
+	cr_expect(strstr(out, "\"wtxid\":\"12ef91ff233a3181e20da0746d9bc5c9c935bcfe28da80bd6c7bcb75ebb875cf\""),
+		  "the decoded wtxid: %s", out);
+	char hex[2 * 133 + 1];
+	for (size_t i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", payload[i]);
+	cr_expect(strstr(out, hex), "the payload as hex: %s", out);
+	cr_expect_null(strstr(out, "decode_error"), "%s", out);
+	cr_expect_eq(strchr(out, '\n') - out + 1, (long)strlen(out), "one line: %s", out);
+	natsConnection_Destroy(nc);
 	proc_free(&p);
 	server_remove(s);
 }
