@@ -1,9 +1,31 @@
 #include "nats_io.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
+
+/* What nats.c gets as user_data: one per natsConnection, so a late call
+ * for a connection that is gone (a detach after a rebuilt connection
+ * attached) changes nothing. Freed at its detach. */
+struct nats_io_conn {
+	struct nats_io *io;
+	natsConnection *nc;
+};
+
+/* The poll handle and the descriptor it polls: a dup of nats.c's socket.
+ * libuv removes a closed or stopped poll handle's fd *number* from epoll;
+ * nats.c closes its socket before we drop the handle, and the number may
+ * by then name another descriptor of the loop (the queue's doorbell):
+ * polling our own dup, the number stays ours until the handle is gone. */
+struct nats_io_poll {
+	uv_poll_t handle; /* first: the handle's address is the struct's */
+	int fd;
+	struct nats_io *io;
+};
 
 static void apply(struct nats_io *io);
 
@@ -31,14 +53,16 @@ int nats_io_init(struct nats_io *io, uv_loop_t *loop)
 
 static void poll_closed(uv_handle_t *h)
 {
-	free(h);
+	struct nats_io_poll *p = (struct nats_io_poll *)h;
+	close(p->fd);
+	free(p);
 }
 
 static void poll_drop(struct nats_io *io)
 {
 	if (!io->poll)
 		return;
-	uv_close((uv_handle_t *)io->poll, poll_closed);
+	uv_close((uv_handle_t *)&io->poll->handle, poll_closed);
 	io->poll = NULL;
 	io->poll_events = 0;
 }
@@ -58,9 +82,10 @@ void nats_io_close(struct nats_io *io)
 /* The socket is ready (or failed: then nats.c finds the error by reading,
  * and reconnects). The read may detach or replace the socket, so the
  * write half only runs while this handle is still the one polled. */
-static void on_poll(uv_poll_t *p, int status, int events)
+static void on_poll(uv_poll_t *h, int status, int events)
 {
-	struct nats_io *io = p->data;
+	struct nats_io_poll *p = (struct nats_io_poll *)h;
+	struct nats_io *io = p->io;
 	pthread_mutex_lock(&io->mu);
 	natsConnection *nc = io->nc;
 	pthread_mutex_unlock(&io->mu);
@@ -72,7 +97,33 @@ static void on_poll(uv_poll_t *p, int status, int events)
 		natsConnection_ProcessWriteEvent(nc);
 }
 
-/* Makes the poll handle what nats.c wants now (loop thread only). */
+static struct nats_io_poll *poll_new(struct nats_io *io, natsSock sock)
+{
+	struct nats_io_poll *p = malloc(sizeof(*p));
+	if (!p) {
+		log_error("NATS: cannot poll socket %d: out of memory", (int)sock);
+		return NULL;
+	}
+	p->io = io;
+	p->fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+	if (p->fd < 0) {
+		log_error("NATS: cannot poll socket %d: dup: %s", (int)sock, strerror(errno));
+		free(p);
+		return NULL;
+	}
+	int rc = uv_poll_init_socket(io->loop, &p->handle, p->fd);
+	if (rc != 0) {
+		log_error("NATS: cannot poll socket %d: %s", (int)sock, uv_strerror(rc));
+		close(p->fd);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* Makes the poll handle what nats.c wants now (loop thread only). A
+ * failure is logged and leaves the connection unpolled; nats.c's pings
+ * then find it dead and it reconnects. */
 static void apply(struct nats_io *io)
 {
 	if (io->closing)
@@ -83,27 +134,21 @@ static void apply(struct nats_io *io)
 	int want = (io->want_read ? UV_READABLE : 0) | (io->want_write ? UV_WRITABLE : 0);
 	pthread_mutex_unlock(&io->mu);
 
-	/* Dropped before a new handle exists: closing a poll handle forgets
-	 * its fd number in epoll, which the new socket may have reused. */
 	if (io->poll && (sock == NATS_IO_NO_SOCK || io->poll_gen != gen))
 		poll_drop(io);
-	if (!io->poll && sock != NATS_IO_NO_SOCK) {
-		uv_poll_t *p = malloc(sizeof(*p));
-		int rc = p ? uv_poll_init_socket(io->loop, p, sock) : UV_ENOMEM;
-		if (rc != 0) {
-			free(p);
-			log_error("NATS: cannot poll socket %d: %s; the connection stalls until "
-				  "nats.c gives up on it", (int)sock, uv_strerror(rc));
+	if (!io->poll && sock != NATS_IO_NO_SOCK && io->failed_gen != gen) {
+		io->poll = poll_new(io, sock);
+		if (!io->poll) {
+			io->failed_gen = gen; /* not again for this socket */
 			return;
 		}
-		p->data = io;
-		io->poll = p;
 		io->poll_gen = gen;
 		io->poll_events = 0;
 	}
 	if (!io->poll || want == io->poll_events)
 		return;
-	int rc = want ? uv_poll_start(io->poll, want, on_poll) : uv_poll_stop(io->poll);
+	int rc = want ? uv_poll_start(&io->poll->handle, want, on_poll)
+		      : uv_poll_stop(&io->poll->handle);
 	if (rc != 0)
 		log_error("NATS: cannot change the socket's poll events: %s", uv_strerror(rc));
 	else
@@ -128,6 +173,15 @@ static natsStatus changed(struct nats_io *io)
 natsStatus nats_io_attach(struct nats_io *io, void **user_data, natsConnection *nc,
 			  natsSock sock)
 {
+	struct nats_io_conn *c = *user_data;
+	if (!c) { /* the connection's first attach; a reconnect keeps it */
+		c = malloc(sizeof(*c));
+		if (!c)
+			return NATS_NO_MEMORY;
+		c->io = io;
+		c->nc = nc;
+		*user_data = c;
+	}
 	pthread_mutex_lock(&io->mu);
 	io->nc = nc;
 	io->sock = sock;
@@ -137,39 +191,44 @@ natsStatus nats_io_attach(struct nats_io *io, void **user_data, natsConnection *
 	io->want_read = true;
 	io->want_write = false;
 	pthread_mutex_unlock(&io->mu);
-	*user_data = io;
 	return changed(io);
 }
 
-static natsStatus want(void *user_data, bool *flag, bool add)
+/* flag of the connection's wanted state, if it is still the attached one */
+static natsStatus want(struct nats_io_conn *c, bool read, bool add)
 {
-	struct nats_io *io = user_data;
+	struct nats_io *io = c->io;
 	pthread_mutex_lock(&io->mu);
-	*flag = add;
+	bool current = io->nc == c->nc;
+	if (current)
+		*(read ? &io->want_read : &io->want_write) = add;
 	pthread_mutex_unlock(&io->mu);
-	return changed(io);
+	return current ? changed(io) : NATS_OK;
 }
 
 natsStatus nats_io_read(void *user_data, bool add)
 {
-	struct nats_io *io = user_data;
-	return want(io, &io->want_read, add);
+	return want(user_data, true, add);
 }
 
 natsStatus nats_io_write(void *user_data, bool add)
 {
-	struct nats_io *io = user_data;
-	return want(io, &io->want_write, add);
+	return want(user_data, false, add);
 }
 
 natsStatus nats_io_detach(void *user_data)
 {
-	struct nats_io *io = user_data;
+	struct nats_io_conn *c = user_data;
+	struct nats_io *io = c->io;
 	pthread_mutex_lock(&io->mu);
-	io->nc = NULL; /* on_poll must not use a connection being destroyed */
-	io->sock = NATS_IO_NO_SOCK;
-	io->want_read = false;
-	io->want_write = false;
+	bool current = io->nc == c->nc;
+	if (current) {
+		io->nc = NULL; /* on_poll must not use a connection being destroyed */
+		io->sock = NATS_IO_NO_SOCK;
+		io->want_read = false;
+		io->want_write = false;
+	}
 	pthread_mutex_unlock(&io->mu);
-	return changed(io);
+	free(c);
+	return current ? changed(io) : NATS_OK;
 }

@@ -27,6 +27,8 @@
 /* natsSock is an int on Linux; nats.c's own "invalid" macro is private. */
 #define NATS_IO_NO_SOCK ((natsSock)-1)
 
+struct nats_io_poll;
+
 struct nats_io {
 	uv_loop_t *loop;
 	pthread_t loop_thread;
@@ -41,8 +43,9 @@ struct nats_io {
 
 	/* what the loop has (loop thread only) */
 	uv_async_t async;
-	uv_poll_t *poll;    /* NULL: none */
+	struct nats_io_poll *poll; /* NULL: none */
 	unsigned poll_gen;  /* the sock_gen it polls */
+	unsigned failed_gen; /* a socket that could not be polled: not retried */
 	int poll_events;    /* UV_READABLE | UV_WRITABLE as started */
 	bool closing;
 };
@@ -54,8 +57,9 @@ int nats_io_init(struct nats_io *io, uv_loop_t *loop);
 void nats_io_close(struct nats_io *io);
 
 /* The callbacks for natsOptions_SetEventLoop. nats_io_attach is called by
- * the publisher's own attach callback (which counts connections) with the
- * nats_io as *user_data's target; the others get it back as user_data. */
+ * the publisher's own attach callback (which counts connections); it puts
+ * a per-connection context in *user_data, which the others get back, so a
+ * late call for a connection that is gone changes nothing. */
 natsStatus nats_io_attach(struct nats_io *io, void **user_data, natsConnection *nc,
 			  natsSock sock);
 natsStatus nats_io_read(void *user_data, bool add);

@@ -511,6 +511,11 @@ natsStatus nats_link_publish(struct nats_link *l, const char *subject, const voi
 	return s;
 }
 
+bool nats_link_up_now(const struct nats_link *l)
+{
+	return l->nc && !l->closing && natsConnection_Status(l->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
 int64_t nats_link_max_payload(struct nats_link *l)
 {
 	return l->nc ? natsConnection_GetMaxPayload(l->nc) : 0;

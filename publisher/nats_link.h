@@ -106,6 +106,9 @@ static inline bool nats_link_connected(const struct nats_link *l)
 {
 	return l->connected && !l->closing;
 }
+/* Asks nats.c now, not the state the loop last saw (which lags a
+ * disconnect by one wake-up). */
+bool nats_link_up_now(const struct nats_link *l);
 static inline unsigned nats_link_gen(struct nats_link *l)
 {
 	return atomic_load(&l->gen);

@@ -175,6 +175,13 @@ static void confirm_timer_cb(uv_timer_t *t)
 
 /* ---- settling (pump.h says why) ---- */
 
+/* Something settles that an earlier connection confirmed. */
+static bool settling_elsewhere(const struct publisher *p, unsigned gen)
+{
+	return (p->settling.set && p->settling.gen != gen) ||
+	       (p->settle_next.set && p->settle_next.gen != gen);
+}
+
 static void settle_timer_cb(uv_timer_t *t);
 
 static void settle_arm(struct publisher *p)
@@ -204,7 +211,8 @@ static void settle_timer_cb(uv_timer_t *t)
 	struct publisher *p = t->data;
 	if (!p->settling.set || !p->src.q)
 		return;
-	if (nats_link_connected(&p->link) && nats_link_gen(&p->link) == p->settling.gen) {
+	bool up = nats_link_up_now(&p->link);
+	if (up && nats_link_gen(&p->link) == p->settling.gen) {
 		if (p->settling.pos > release_pos(p)) {
 			queue_release(p->src.q, p->settling.pos);
 			p->confirmed_seq = p->settling.seq;
@@ -214,12 +222,15 @@ static void settle_timer_cb(uv_timer_t *t)
 		p->settle_next.set = false;
 		if (p->settling.set)
 			settle_arm(p);
-	} else if (!nats_link_connected(&p->link)) {
+	} else if (!up) {
 		/* look again later: the reconnect (a new generation) decides */
 		uv_timer_start(&p->settle_timer, settle_timer_cb, SETTLE_MS, 0);
 		return;
 	} else {
-		p->settling.set = p->settle_next.set = false;
+		/* a new connection already (the loop may never have seen this
+		 * one down): what settles is published again, like anything
+		 * unconfirmed, from the release position */
+		p->need_rewind = true;
 	}
 	if (p->stopping)
 		check_done(p);
@@ -362,9 +373,10 @@ static void drain_batch(struct publisher *p)
 		return;
 	}
 	unsigned gen = nats_link_gen(&p->link);
-	if (p->have_unconfirmed && gen != p->unconfirmed_gen) {
-		/* a new connection while records were unconfirmed: the old one
-		 * may have lost some, publish them all again */
+	if ((p->have_unconfirmed && gen != p->unconfirmed_gen) || settling_elsewhere(p, gen)) {
+		/* a new connection while records were unconfirmed or still
+		 * settling: the old one may have lost some, publish them all
+		 * again */
 		p->need_rewind = true;
 		return; /* the idle handle brings us back */
 	}
