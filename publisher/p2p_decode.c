@@ -123,26 +123,17 @@ static uint64_t rd_compact_raw(struct rd *r, const char *what, bool range_check)
 	uint64_t v = b;
 	if (r->failed)
 		return 0;
-	if (b == 0xfd) {
-		const uint8_t *p = rd_take(r, 2, what);
+	if (b >= 0xfd) {
+		/* 0xfd, 0xfe, 0xff: 2, 4, 8 bytes, each form only for values
+		 * the shorter one cannot hold */
+		static const struct { unsigned len; uint64_t min; } wide[] = {
+			{ 2, 0xfd }, { 4, 0x10000 }, { 8, 0x100000000ull } };
+		unsigned k = b - 0xfd;
+		const uint8_t *p = rd_take(r, wide[k].len, what);
 		if (!p)
 			return 0;
-		v = le(p, 2);
-		if (v < 0xfd)
-			rd_fail(r, at, "bad compact size: non-canonical %s", what);
-	} else if (b == 0xfe) {
-		const uint8_t *p = rd_take(r, 4, what);
-		if (!p)
-			return 0;
-		v = le(p, 4);
-		if (v < 0x10000)
-			rd_fail(r, at, "bad compact size: non-canonical %s", what);
-	} else if (b == 0xff) {
-		const uint8_t *p = rd_take(r, 8, what);
-		if (!p)
-			return 0;
-		v = le(p, 8);
-		if (v < 0x100000000ull)
+		v = le(p, wide[k].len);
+		if (v < wide[k].min)
 			rd_fail(r, at, "bad compact size: non-canonical %s", what);
 	}
 	if (!r->failed && range_check && v > MAX_SIZE)

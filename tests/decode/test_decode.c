@@ -386,6 +386,7 @@ Test(decode, errors_say_what_and_where)
 		{ "ping", "010203040506070809", "1 trailing bytes at offset 8" },
 		{ "inv", "fd0100", "bad compact size: non-canonical inventory count at offset 0" },
 		{ "inv", "feffff0000", "bad compact size: non-canonical inventory count at offset 0" },
+		{ "inv", "ffffffffff00000000", "bad compact size: non-canonical inventory count at offset 0" },
 		{ "inv", "fd51c3", "oversized inventory count: 50001 (at most 50000) at offset 0" },
 		{ "inv", "ffffffffffffffffff", "oversized inventory count: 18446744073709551615 (more than 33554432) at offset 0" },
 		{ "inv", "02", "oversized inventory count: 2 elements of at least 36 bytes, 0 bytes left at offset 0" },

@@ -500,3 +500,17 @@ int e2e_read_semaphore(pid_t pid, const char *binary_path, uint64_t off)
 		     (unsigned long long)addr, strerror(errno));
 	return value;
 }
+
+bool e2e_cap_eff_is(pid_t pid, const char *hex)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	bool match = false;
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, "CapEff:", 7) == 0)
+			match = strstr(line, hex) != NULL;
+	if (f)
+		fclose(f);
+	return match;
+}

@@ -49,6 +49,8 @@ int e2e_wait_exit(pid_t pid, int timeout_ms);
 void e2e_stop(pid_t pid, int timeout_ms);
 
 bool e2e_file_contains(const char *path, const char *needle);
+/* The CapEff line of /proc/PID/status holds hex ("000000c000000000"). */
+bool e2e_cap_eff_is(pid_t pid, const char *hex);
 /* Polls cond(arg) every few ms until it holds or timeout_ms passes. */
 bool e2e_wait_until(bool (*cond)(void *), void *arg, int timeout_ms);
 char *e2e_read_file(const char *path); /* malloc'd, NUL-terminated, or NULL */

@@ -223,20 +223,6 @@ static void expect_final_stats(void)
 	free(last_stats);
 }
 
-static bool cap_eff_is(pid_t pid, const char *hex)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "re");
-	bool match = false;
-	while (f && fgets(line, sizeof(line), f))
-		if (strncmp(line, "CapEff:", 7) == 0)
-			match = strstr(line, hex) != NULL;
-	if (f)
-		fclose(f);
-	return match;
-}
-
 /* CAP_PERFMON (38) and CAP_BPF (39), nothing else. */
 #define CAPS_BPF_PERFMON "000000c000000000"
 
@@ -258,7 +244,7 @@ static void run_scenario(bool unprivileged, const char *const extra[])
 	e2e_start_collector(&env, unprivileged, extra);
 	cr_assert_eq(e2e_wait_ready(&env, 0, DEADLINE_MS), TP_COUNT - 1);
 	/* Once attached, in every mode: perf mode has given up CAP_SYS_ADMIN. */
-	cr_assert(cap_eff_is(env.collector, CAPS_BPF_PERFMON),
+	cr_assert(e2e_cap_eff_is(env.collector, CAPS_BPF_PERFMON),
 		  "the collector kept more than CAP_BPF and CAP_PERFMON after attaching");
 	fire_and_expect_scenario();
 }

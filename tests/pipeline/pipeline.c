@@ -122,7 +122,7 @@ int pl_start_collector(struct pl *p, const char *const extra[])
 	int attached = e2e_wait_ready(&p->t, 0, 30000);
 	cr_assert_gt(attached, 0, "the collector did not get ready");
 	/* exactly CAP_PERFMON (38) and CAP_BPF (39) */
-	cr_assert(pl_cap_eff_is(p->t.collector, "000000c000000000"),
+	cr_assert(e2e_cap_eff_is(p->t.collector, "000000c000000000"),
 		  "the collector holds more or less than CAP_BPF and CAP_PERFMON");
 	return attached;
 }
@@ -194,7 +194,7 @@ void pl_start_publisher(struct pl *p, const char *const extra[])
 		     pid, (int)p->publisher);
 	cr_assert_neq(sid, 0, "the ready file names stream_id 0");
 	p->stream_id = sid;
-	cr_assert(pl_cap_eff_is(p->publisher, "0000000000000000"),
+	cr_assert(e2e_cap_eff_is(p->publisher, "0000000000000000"),
 		  "the publisher holds capabilities");
 }
 
@@ -268,20 +268,6 @@ int64_t pl_fired(const char *out, enum tracepoint_id tp)
 	snprintf(needle, sizeof(needle), "fired %s ", tracepoint_table[tp].event);
 	const char *at = out ? strstr(out, needle) : NULL;
 	return at ? strtoll(at + strlen(needle), NULL, 10) : -1;
-}
-
-bool pl_cap_eff_is(pid_t pid, const char *hex)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "re");
-	bool match = false;
-	while (f && fgets(line, sizeof(line), f))
-		if (strncmp(line, "CapEff:", 7) == 0)
-			match = strstr(line, hex) != NULL;
-	if (f)
-		fclose(f);
-	return match;
 }
 
 /* ---- decoding ---- */
@@ -469,14 +455,7 @@ struct pl_sub *pl_sub_start(natsConnection *nc, const char *subject)
 bool pl_sub_pump(struct pl_sub *s, pl_msg_fn fn, void *arg, pl_done_fn done, void *done_arg,
 		 int timeout_ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = pe_deadline(timeout_ms);
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		while (s->next < s->n) {

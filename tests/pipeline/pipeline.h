@@ -97,7 +97,6 @@ void pl_tracee_finish(struct pl *p, int sig, char **out, int timeout_ms);
 int64_t pl_fired(const char *out, enum tracepoint_id tp);
 
 /* CapEff of a process, as the hex text of /proc/PID/status. */
-bool pl_cap_eff_is(pid_t pid, const char *hex);
 
 /* ---- messages ---- */
 

@@ -633,8 +633,7 @@ struct pe_sub *pe_sub_start(natsConnection *nc, const char *subject)
 	return s;
 }
 
-bool pe_sub_wait(struct pe_sub *s, bool (*cond)(const struct pe_events *, void *), void *arg,
-		 int timeout_ms)
+struct timespec pe_deadline(int timeout_ms)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -644,6 +643,13 @@ bool pe_sub_wait(struct pe_sub *s, bool (*cond)(const struct pe_events *, void *
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
+	return ts;
+}
+
+bool pe_sub_wait(struct pe_sub *s, bool (*cond)(const struct pe_events *, void *), void *arg,
+		 int timeout_ms)
+{
+	struct timespec ts = pe_deadline(timeout_ms);
 	pthread_mutex_lock(&s->mu);
 	bool ok;
 	while (!(ok = cond(&s->events, arg)))

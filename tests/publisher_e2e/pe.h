@@ -8,6 +8,7 @@
 #define EBPF_PUBLISHER_E2E_PE_H
 
 #include <stdbool.h>
+#include <time.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -136,6 +137,8 @@ struct pe_sub;
 struct pe_sub *pe_sub_start(natsConnection *nc, const char *subject);
 /* Waits until cond holds over the collected events (called under the
  * lock), or the timeout. */
+/* CLOCK_REALTIME timeout_ms from now, for pthread_cond_timedwait. */
+struct timespec pe_deadline(int timeout_ms);
 bool pe_sub_wait(struct pe_sub *s, bool (*cond)(const struct pe_events *, void *), void *arg,
 		 int timeout_ms);
 /* Copies what arrived so far. */
