@@ -94,29 +94,23 @@ static int check_probes(const char *path, const struct usdt_notes *notes,
 		const struct tracepoint_info *info = &tracepoint_table[tp];
 		if (!group_enabled[info->group])
 			continue;
-		unsigned sites = 0;
-		for (size_t i = 0; i < notes->count; i++) {
-			const struct usdt_probe *p = &notes->probes[i];
-			if (strcmp(p->provider, info->provider) || strcmp(p->name, info->name))
-				continue;
-			struct usdt_spec spec;
-			char why[ATTACH_ERROR_LEN], hint[128];
-			if (usdt_spec_parse(info->provider, info->name, p->args, info->arg_count, 0,
-					    &spec, why, sizeof(why)) < 0) {
-				/* "PATH: <why>; <hint>", cut to fit */
-				size_t n = (size_t)snprintf(err, ATTACH_ERROR_LEN, "%s: ", path);
-				if (n < ATTACH_ERROR_LEN)
-					n += (size_t)snprintf(err + n, ATTACH_ERROR_LEN - n, "%.*s",
-							      (int)(ATTACH_ERROR_LEN - n), why);
-				if (n < ATTACH_ERROR_LEN)
-					snprintf(err + n, ATTACH_ERROR_LEN - n, "; %s",
-						 group_off_hint(info, hint, sizeof(hint)));
-				return -1;
-			}
-			if (plans)
-				fetch_plan_add_site(&plans[tp], sites, &spec);
-			sites++;
+		struct fetch_plan plan;
+		char why[ATTACH_ERROR_LEN], hint[128];
+		int sites = fetch_plan_of_probe(notes, info->provider, info->name, info->arg_count,
+						&plan, why, sizeof(why));
+		if (sites < 0) {
+			/* "PATH: <why>; <hint>", cut to fit */
+			size_t n = (size_t)snprintf(err, ATTACH_ERROR_LEN, "%s: ", path);
+			if (n < ATTACH_ERROR_LEN)
+				n += (size_t)snprintf(err + n, ATTACH_ERROR_LEN - n, "%.*s",
+						      (int)(ATTACH_ERROR_LEN - n), why);
+			if (n < ATTACH_ERROR_LEN)
+				snprintf(err + n, ATTACH_ERROR_LEN - n, "; %s",
+					 group_off_hint(info, hint, sizeof(hint)));
+			return -1;
 		}
+		if (plans)
+			plans[tp] = plan;
 		if (sites == 0) {
 			missing_probe_error(path, info, err);
 			return -1;

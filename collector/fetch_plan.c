@@ -2,6 +2,9 @@
 
 #include <string.h>
 
+#include "usdt_args.h"
+#include "usdt_notes.h"
+
 /* The memory arguments on register reg_off, from argument `from` on: how
  * many, and the bytes [*lo, *hi) their 8-byte reads cover. */
 static int deref_span(const struct fetch_plan *p, int from, short reg_off, int64_t *lo, int64_t *hi)
@@ -95,4 +98,19 @@ unsigned plan_window_args(const struct fetch_plan *p)
 	for (int i = 0; i < p->arg_count; i++)
 		n += p->args[i].kind == FETCH_WINDOW;
 	return n;
+}
+
+int fetch_plan_of_probe(const struct usdt_notes *notes, const char *provider, const char *name,
+			int expected_args, struct fetch_plan *plan, char *err, size_t errlen)
+{
+	int sites = 0;
+	memset(plan, 0, sizeof(*plan));
+	for (const struct usdt_probe *p = usdt_notes_find(notes, provider, name, NULL); p;
+	     p = usdt_notes_find(notes, provider, name, p)) {
+		struct usdt_spec spec;
+		if (usdt_spec_parse(provider, name, p->args, expected_args, 0, &spec, err, errlen) < 0)
+			return -1;
+		fetch_plan_add_site(plan, (unsigned)sites++, &spec);
+	}
+	return sites;
 }

@@ -22,6 +22,15 @@ void fetch_plan_add_site(struct fetch_plan *plan, unsigned site_index, const str
 
 bool fetch_plan_equal(const struct fetch_plan *a, const struct fetch_plan *b);
 
+struct usdt_notes;
+
+/* The plan of probe provider:name from every site of it in the notes
+ * (each spec parsed with expected_args, -1 for any count). Returns the
+ * number of sites (0: none, *plan zeroed), or -1 with usdt_spec_parse's
+ * message in err when a spec cannot be read. */
+int fetch_plan_of_probe(const struct usdt_notes *notes, const char *provider, const char *name,
+			int expected_args, struct fetch_plan *plan, char *err, size_t errlen);
+
 /* How many arguments the plan reads from its windows. */
 unsigned plan_window_args(const struct fetch_plan *p);
 

@@ -81,18 +81,12 @@ static int set_plans(struct extractor_bpf *skel, const struct usdt_notes *notes,
 			return -1;
 		}
 		struct fetch_plan plan;
-		unsigned sites = 0;
-		for (const struct usdt_probe *p = usdt_notes_find(notes, provider, name, NULL); p;
-		     p = usdt_notes_find(notes, provider, name, p)) {
-			struct usdt_spec spec;
-			if (usdt_spec_parse(provider, name, p->args, -1, 0, &spec, err, sizeof(err)) < 0) {
-				fprintf(stderr, "tp-bench-empty: %s\n", err);
-				return -1;
-			}
-			fetch_plan_add_site(&plan, sites++, &spec);
+		int sites = fetch_plan_of_probe(notes, provider, name, -1, &plan, err, sizeof(err));
+		if (sites < 0) {
+			fprintf(stderr, "tp-bench-empty: %s\n", err);
+			return -1;
 		}
-		if (sites)
-			memcpy((void *)&skel->rodata->fetch_plans[tp], &plan, sizeof(plan));
+		memcpy((void *)&skel->rodata->fetch_plans[tp], &plan, sizeof(plan));
 	}
 	return 0;
 }
