@@ -5,6 +5,7 @@
 #define EBPF_COLLECTOR_FETCH_PLAN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "bpf_shared.h"
 #include "usdt_spec.h"
